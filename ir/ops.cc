@@ -1,0 +1,332 @@
+// The op set. One Register call per op: arity, attributes, shape inference, and
+// for attention the KV cache it owns. The reference backend (backends/reference)
+// is the executable definition of each op's semantics.
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "ir/op_registry.h"
+#include "ir/status_macros.h"
+
+namespace dsrt::ir {
+namespace {
+
+using Types = std::vector<TensorType>;
+using Inputs = absl::Span<const TensorType>;
+
+absl::Status Invalid(absl::string_view op, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(op, ": ", why));
+}
+
+
+
+DType Promote(DType a, DType b) {
+  if (a == DType::kF32 || b == DType::kF32) return DType::kF32;
+  return a;
+}
+
+absl::Status ExpectRank(absl::string_view op, const TensorType& t, int rank, absl::string_view what) {
+  if (t.rank() == rank) return absl::OkStatus();
+  return Invalid(op, absl::StrCat(what, " must have rank ", rank, ", got ", t.ToString()));
+}
+
+absl::Status ExpectDType(absl::string_view op, const TensorType& t, DType dtype, absl::string_view what) {
+  if (t.dtype == dtype) return absl::OkStatus();
+  return Invalid(op, absl::StrCat(what, " must be ", DTypeName(dtype), ", got ", t.ToString()));
+}
+
+// numpy broadcasting over trailing dims.
+absl::StatusOr<TensorType> Broadcast(absl::string_view op, const TensorType& a, const TensorType& b) {
+  TensorType out{Promote(a.dtype, b.dtype), {}};
+  const int rank = std::max(a.rank(), b.rank());
+  for (int i = 0; i < rank; ++i) {
+    const int ia = a.rank() - rank + i;
+    const int ib = b.rank() - rank + i;
+    Dim da = ia >= 0 ? a.dims[ia] : Dim::Static(1);
+    Dim db = ib >= 0 ? b.dims[ib] : Dim::Static(1);
+    if (da == db || (!db.is_symbolic() && db.size == 1)) {
+      out.dims.push_back(da);
+    } else if (!da.is_symbolic() && da.size == 1) {
+      out.dims.push_back(db);
+    } else {
+      return Invalid(op, absl::StrCat("cannot broadcast ", a.ToString(), " with ", b.ToString()));
+    }
+  }
+  return out;
+}
+
+void RegisterSourceOps(OpRegistry& r) {
+  r.Register({.name = "Parameter",
+              .summary = "A step input (token_ids, positions), named by attr 'name'.",
+              .required_attrs = {"name"},
+              .declares_outputs = true});
+  r.Register({.name = "Constant",
+              .summary = "A weight, named by attr 'weight' in the engine's weight table.",
+              .required_attrs = {"weight"},
+              .declares_outputs = true});
+}
+
+void RegisterElementwiseOps(OpRegistry& r) {
+  for (const char* op : {"Add", "Mul"}) {
+    r.Register({.name = op,
+                .summary = "Elementwise with numpy broadcasting; f32 if either input is f32.",
+                .min_inputs = 2,
+                .max_inputs = 2,
+                .infer = [op](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                  DSRT_ASSIGN_OR_RETURN(TensorType t, Broadcast(op, in[0], in[1]));
+                  return Types{t};
+                }});
+  }
+  r.Register({.name = "Silu",
+              .summary = "x * sigmoid(x).",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> { return Types{in[0]}; }});
+  r.Register({.name = "Cast",
+              .summary = "Converts to attr 'dtype' (round to nearest even).",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .required_attrs = {"dtype"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(std::string name, attrs.GetString("dtype"));
+                TensorType t = in[0];
+                DSRT_ASSIGN_OR_RETURN(t.dtype, ParseDType(name));
+                return Types{t};
+              }});
+}
+
+void RegisterShapeOps(OpRegistry& r) {
+  r.Register({.name = "Reshape",
+              .summary = "Attr 'shape': 0 copies the input dim at that index, -1 is inferred.",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .required_attrs = {"shape"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> shape, attrs.GetInts("shape"));
+                const TensorType& x = in[0];
+                TensorType out{x.dtype, {}};
+                int64_t known = 1;
+                int infer_at = -1;
+                std::vector<Dim> copied_symbols;
+                for (size_t i = 0; i < shape.size(); ++i) {
+                  if (shape[i] == 0) {
+                    if (i >= x.dims.size()) return Invalid("Reshape", "0 refers past the input's rank");
+                    out.dims.push_back(x.dims[i]);
+                    if (x.dims[i].is_symbolic()) copied_symbols.push_back(x.dims[i]);
+                    else known *= x.dims[i].size;
+                  } else if (shape[i] == -1) {
+                    if (infer_at >= 0) return Invalid("Reshape", "more than one -1 in shape");
+                    infer_at = static_cast<int>(i);
+                    out.dims.push_back(Dim::Static(0));
+                  } else {
+                    out.dims.push_back(Dim::Static(shape[i]));
+                    known *= shape[i];
+                  }
+                }
+                // Symbolic dims must be carried over one for one.
+                int64_t total = 1;
+                std::vector<Dim> input_symbols;
+                for (const Dim& d : x.dims) {
+                  if (d.is_symbolic()) input_symbols.push_back(d);
+                  else total *= d.size;
+                }
+                if (input_symbols != copied_symbols) {
+                  return Invalid("Reshape", absl::StrCat("symbolic dims of ", x.ToString(), " must be kept in place"));
+                }
+                if (infer_at >= 0) {
+                  if (known == 0 || total % known != 0) {
+                    return Invalid("Reshape", absl::StrCat("cannot infer -1 reshaping ", x.ToString()));
+                  }
+                  out.dims[infer_at] = Dim::Static(total / known);
+                  known *= total / known;
+                }
+                if (known != total) {
+                  return Invalid("Reshape", absl::StrCat("element count differs reshaping ", x.ToString(), " to ",
+                                                         out.ToString()));
+                }
+                return Types{out};
+              }});
+  r.Register({.name = "Slice",
+              .summary = "x[..., start:end, ...] along attr 'axis'.",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .required_attrs = {"axis", "start", "end"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(int64_t axis, attrs.GetInt("axis"));
+                DSRT_ASSIGN_OR_RETURN(int64_t start, attrs.GetInt("start"));
+                DSRT_ASSIGN_OR_RETURN(int64_t end, attrs.GetInt("end"));
+                TensorType t = in[0];
+                if (axis < 0) axis += t.rank();
+                if (axis < 0 || axis >= t.rank()) return Invalid("Slice", "axis out of range");
+                const Dim& d = t.dims[axis];
+                if (d.is_symbolic()) return Invalid("Slice", "cannot slice a symbolic dim");
+                if (start < 0 || end > d.size || start >= end) {
+                  return Invalid("Slice", absl::StrCat("range [", start, ",", end, ") outside dim ", d.size));
+                }
+                t.dims[axis] = Dim::Static(end - start);
+                return Types{t};
+              }});
+  r.Register({.name = "Concat",
+              .summary = "Joins its inputs along attr 'axis'.",
+              .min_inputs = 1,
+              .max_inputs = -1,
+              .required_attrs = {"axis"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(int64_t axis, attrs.GetInt("axis"));
+                TensorType out = in[0];
+                if (axis < 0) axis += out.rank();
+                if (axis < 0 || axis >= out.rank()) return Invalid("Concat", "axis out of range");
+                for (size_t i = 1; i < in.size(); ++i) {
+                  const TensorType& t = in[i];
+                  if (t.rank() != out.rank() || t.dtype != out.dtype) {
+                    return Invalid("Concat", absl::StrCat("input ", i, " ", t.ToString(), " does not match ",
+                                                          in[0].ToString()));
+                  }
+                  for (int a = 0; a < t.rank(); ++a) {
+                    if (a == axis) continue;
+                    if (!(t.dims[a] == out.dims[a])) return Invalid("Concat", "non-axis dims differ");
+                  }
+                  if (t.dims[axis].is_symbolic() || out.dims[axis].is_symbolic()) {
+                    return Invalid("Concat", "cannot concat along a symbolic dim");
+                  }
+                  out.dims[axis].size += t.dims[axis].size;
+                }
+                return Types{out};
+              }});
+}
+
+void RegisterLayerOps(OpRegistry& r) {
+  r.Register({.name = "Embedding",
+              .summary = "Rows of table[V,H] picked by ids[T]; output in attr 'dtype'.",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .required_attrs = {"dtype"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_RETURN_IF_ERROR(ExpectRank("Embedding", in[0], 2, "table"));
+                DSRT_RETURN_IF_ERROR(ExpectDType("Embedding", in[1], DType::kI32, "ids"));
+                DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
+                TensorType out{DType::kF32, in[1].dims};
+                DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
+                out.dims.push_back(in[0].dims[1]);
+                return Types{out};
+              }});
+  r.Register({.name = "RMSNorm",
+              .summary = "x / sqrt(mean(x^2) + eps) * weight, over the last dim.",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .required_attrs = {"eps"},
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_RETURN_IF_ERROR(ExpectRank("RMSNorm", in[1], 1, "weight"));
+                if (in[0].rank() < 1 || !(in[0].dims.back() == in[1].dims[0])) {
+                  return Invalid("RMSNorm", absl::StrCat("x ", in[0].ToString(), " does not match weight ",
+                                                         in[1].ToString()));
+                }
+                return Types{in[0]};
+              }});
+  r.Register({.name = "Linear",
+              .summary = "x[..., in] @ weight[out, in]^T (the Hugging Face layout).",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_RETURN_IF_ERROR(ExpectRank("Linear", in[1], 2, "weight"));
+                const TensorType& x = in[0];
+                if (x.rank() < 1 || !(x.dims.back() == in[1].dims[1])) {
+                  return Invalid("Linear", absl::StrCat("x ", x.ToString(), " does not match weight ",
+                                                        in[1].ToString()));
+                }
+                TensorType out = x;
+                out.dims.back() = in[1].dims[0];
+                return Types{out};
+              }});
+  r.Register({.name = "Rope",
+              .summary = "Rotary embedding of x[T, ..., D] at positions[T]: pairs (x[2i], x[2i+1]) rotate by "
+                         "position * inv_freq[i]; cos and sin are multiplied by attr 'scale'.",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .required_attrs = {"inv_freq"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, attrs.GetDoubles("inv_freq"));
+                DSRT_RETURN_IF_ERROR(ExpectDType("Rope", in[1], DType::kI32, "positions"));
+                const TensorType& x = in[0];
+                if (x.rank() < 2 || x.dims.back().is_symbolic() ||
+                    x.dims.back().size != 2 * static_cast<int64_t>(inv_freq.size())) {
+                  return Invalid("Rope", absl::StrCat("x ", x.ToString(), " needs a last dim of ",
+                                                      2 * inv_freq.size()));
+                }
+                return Types{x};
+              }});
+  r.Register({.name = "Attention",
+              .summary = "Causal multi-head attention. Appends k[T,H,Dk] and v[T,H,Dv] to KV-cache slot "
+                         "'cache_slot' at each token's position, then attends q[T,H,Dk] to the cached "
+                         "positions 0..position, softmax(q.k * scale).",
+              .min_inputs = 4,
+              .max_inputs = 4,
+              .required_attrs = {"cache_slot", "scale"},
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                const TensorType &q = in[0], &k = in[1], &v = in[2];
+                for (const TensorType* t : {&q, &k, &v}) DSRT_RETURN_IF_ERROR(ExpectRank("Attention", *t, 3, "q/k/v"));
+                DSRT_RETURN_IF_ERROR(ExpectDType("Attention", in[3], DType::kI32, "positions"));
+                if (!(q.dims[1] == k.dims[1]) || !(q.dims[2] == k.dims[2]) || !(k.dims[1] == v.dims[1])) {
+                  return Invalid("Attention", absl::StrCat("q ", q.ToString(), ", k ", k.ToString(), ", v ",
+                                                           v.ToString(), " disagree"));
+                }
+                TensorType out = v;
+                out.dtype = q.dtype;
+                return Types{out};
+              },
+              .cache_row = [](const AttrMap&, Inputs in) -> absl::StatusOr<int64_t> {
+                return in[1].dims[1].size * (in[1].dims[2].size + in[2].dims[2].size);
+              }});
+}
+
+void RegisterMoeOps(OpRegistry& r) {
+  r.Register({.name = "Router",
+              .summary = "MoE gate: scores = softmax|sigmoid(x @ weight^T) in f32; top-k by attr 'method' "
+                         "(greedy, group_limited_greedy, noaux_tc with the optional bias used for selection "
+                         "only); weights renormalized if 'normalize', then multiplied by 'scaling'.",
+              .min_inputs = 2,
+              .max_inputs = 3,
+              .num_outputs = 2,
+              .required_attrs = {"scoring", "method", "top_k", "n_group", "topk_group", "normalize", "scaling"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(int64_t top_k, attrs.GetInt("top_k"));
+                DSRT_ASSIGN_OR_RETURN(int64_t n_group, attrs.GetInt("n_group"));
+                DSRT_ASSIGN_OR_RETURN(int64_t topk_group, attrs.GetInt("topk_group"));
+                DSRT_RETURN_IF_ERROR(ExpectRank("Router", in[0], 2, "x"));
+                DSRT_RETURN_IF_ERROR(ExpectRank("Router", in[1], 2, "weight"));
+                const int64_t experts = in[1].dims[0].size;
+                if (!(in[0].dims[1] == in[1].dims[1])) return Invalid("Router", "x and weight disagree on hidden size");
+                if (top_k < 1 || top_k > experts) return Invalid("Router", "top_k outside [1, experts]");
+                if (n_group < 1 || experts % n_group != 0 || topk_group < 1 || topk_group > n_group) {
+                  return Invalid("Router", absl::StrCat("groups (n_group ", n_group, ", topk_group ", topk_group,
+                                                        ") do not divide ", experts, " experts"));
+                }
+                if (in.size() == 3 && (in[2].rank() != 1 || in[2].dims[0].size != experts)) {
+                  return Invalid("Router", "bias must be [experts]");
+                }
+                const Dim tokens = in[0].dims[0];
+                return Types{MakeType(DType::kI32, {tokens, Dim::Static(top_k)}),
+                             MakeType(DType::kF32, {tokens, Dim::Static(top_k)})};
+              }});
+  r.Register({.name = "ExpertWeight",
+              .summary = "Each token's routing weight for expert attr 'expert' (0 when not routed there).",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .required_attrs = {"expert"},
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_RETURN_IF_ERROR(ExpectDType("ExpertWeight", in[0], DType::kI32, "ids"));
+                return Types{MakeType(DType::kF32, {in[0].dims[0], Dim::Static(1)})};
+              }});
+}
+
+}  // namespace
+
+void RegisterCoreOps(OpRegistry& registry) {
+  RegisterSourceOps(registry);
+  RegisterElementwiseOps(registry);
+  RegisterShapeOps(registry);
+  RegisterLayerOps(registry);
+  RegisterMoeOps(registry);
+}
+
+}  // namespace dsrt::ir
