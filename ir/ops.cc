@@ -146,6 +146,24 @@ void RegisterShapeOps(OpRegistry& r) {
                 }
                 return Types{out};
               }});
+  r.Register({.name = "Expand",
+              .summary = "Broadcasts size-1 dims to attr 'shape' (0 keeps the input dim).",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .required_attrs = {"shape"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> shape, attrs.GetInts("shape"));
+                TensorType t = in[0];
+                if (static_cast<int>(shape.size()) != t.rank()) return Invalid("Expand", "shape must keep the rank");
+                for (int i = 0; i < t.rank(); ++i) {
+                  if (shape[i] == 0 || (!t.dims[i].is_symbolic() && t.dims[i].size == shape[i])) continue;
+                  if (t.dims[i].is_symbolic() || t.dims[i].size != 1) {
+                    return Invalid("Expand", absl::StrCat("cannot expand ", t.ToString(), " at dim ", i));
+                  }
+                  t.dims[i] = Dim::Static(shape[i]);
+                }
+                return Types{t};
+              }});
   r.Register({.name = "Slice",
               .summary = "x[..., start:end, ...] along attr 'axis'.",
               .min_inputs = 1,

@@ -396,14 +396,14 @@ def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, axis=-1, kind="stable")[..., :k]
 
 
-def kth_gap(values: np.ndarray, k: int) -> float:
-    """min over rows of (k-th largest - (k+1)-th largest): how close selection is to a tie."""
+def kth_gaps(values: np.ndarray, k: int) -> np.ndarray:
+    """Per row: k-th largest minus (k+1)-th largest, i.e. how close a top-k choice is
+    to a tie (inf when nothing is rejected)."""
     if k >= values.shape[-1]:
-        return math.inf
+        return np.full(values.shape[:-1], np.inf)
     ordered = -np.sort(-values, axis=-1)
     gap = ordered[..., k - 1] - ordered[..., k]
-    gap = np.where(np.isfinite(gap), gap, math.inf)  # a rejected -inf is never a tie
-    return float(np.min(gap)) if gap.size else math.inf
+    return np.where(np.isfinite(gap), gap, np.inf)  # a rejected -inf is never a tie
 
 
 # ----------------------------------------------------------------------------
@@ -415,10 +415,10 @@ def kth_gap(values: np.ndarray, k: int) -> float:
 class Routing:
     expert_ids: np.ndarray      # [T, top_k] int
     weights: np.ndarray         # [T, top_k] float
-    min_margin: float           # smallest selection gap (groups and experts), for diagnostics
+    margins: np.ndarray         # [T] smallest selection gap (groups, experts): diagnostics
 
 
-def select_experts(choice: np.ndarray, cfg: DeepseekConfig) -> Tuple[np.ndarray, float]:
+def select_experts(choice: np.ndarray, cfg: DeepseekConfig) -> Tuple[np.ndarray, np.ndarray]:
     """Pick top_k experts per token from the selection scores `choice` [T, E].
 
     greedy:               plain top-k over all experts.
@@ -430,7 +430,7 @@ def select_experts(choice: np.ndarray, cfg: DeepseekConfig) -> Tuple[np.ndarray,
     """
     top_k = cfg.num_experts_per_tok
     method = cfg.topk_method
-    margin = math.inf
+    margins = np.full(choice.shape[0], np.inf)
     if method == "greedy":
         masked = choice
     elif method in ("group_limited_greedy", "noaux_tc"):
@@ -442,15 +442,15 @@ def select_experts(choice: np.ndarray, cfg: DeepseekConfig) -> Tuple[np.ndarray,
         else:
             group_scores = -np.sort(-grouped, axis=-1)[..., :2].sum(axis=-1)
         kept = top_k_indices(group_scores, topk_group)
-        margin = min(margin, kth_gap(group_scores, topk_group))
+        margins = np.minimum(margins, kth_gaps(group_scores, topk_group))
         group_mask = np.zeros((tokens, n_group), dtype=bool)
         np.put_along_axis(group_mask, kept, True, axis=-1)
         expert_mask = np.repeat(group_mask, experts // n_group, axis=-1)
         masked = np.where(expert_mask, choice, -np.inf)
     else:
         raise ValueError(f"unsupported topk_method {method!r}")
-    margin = min(margin, kth_gap(masked, top_k))
-    return top_k_indices(masked, top_k), margin
+    margins = np.minimum(margins, kth_gaps(masked, top_k))
+    return top_k_indices(masked, top_k), margins
 
 
 def finish_topk_weights(weights: np.ndarray, cfg: DeepseekConfig) -> np.ndarray:
@@ -481,9 +481,9 @@ def route_tokens(x: np.ndarray, gate_weight: np.ndarray, bias: Optional[np.ndarr
         raise ValueError(f"unsupported scoring_func {cfg.scoring_func!r}")
     # The correction bias steers the choice only (noaux_tc); weights use raw scores.
     choice = scores + bias[None, :] if cfg.topk_method == "noaux_tc" else scores
-    expert_ids, margin = select_experts(choice, cfg)
+    expert_ids, margins = select_experts(choice, cfg)
     weights = np.take_along_axis(scores, expert_ids, axis=-1)
-    return Routing(expert_ids, finish_topk_weights(weights, cfg), margin)
+    return Routing(expert_ids, finish_topk_weights(weights, cfg), margins)
 
 
 # ----------------------------------------------------------------------------
@@ -504,11 +504,13 @@ class Model:
         self._validate()
         self.embed = self._t("model.embed_tokens.weight")
         self.final_norm = self._t("model.norm.weight")
-        self.lm_head = (self.embed if cfg.tie_word_embeddings and "lm_head.weight" not in
-                        self._tensors else self._t("lm_head.weight"))
-        if cfg.tie_word_embeddings:
-            self.lm_head = self.embed  # HF ties lm_head to embed_tokens
-        self.min_route_margin = math.inf  # updated by every forward pass
+        # HF ties lm_head to embed_tokens (a stored lm_head.weight is then ignored).
+        self.lm_head = (self.embed if cfg.tie_word_embeddings
+                        else self._t("lm_head.weight"))
+        # Router diagnostics: per position of the last forward pass, the smallest gap
+        # of any top-k decision (all MoE layers); and the minimum over all passes.
+        self.route_margins = np.zeros(0)
+        self.min_route_margin = math.inf
 
     # -- weights ------------------------------------------------------------
     def _t(self, name: str) -> np.ndarray:
@@ -624,7 +626,8 @@ class Model:
         bias_name = f"{p}.gate.e_score_correction_bias"
         bias = self._t(bias_name) if cfg.topk_method == "noaux_tc" else None
         routing = route_tokens(x, self._t(f"{p}.gate.weight"), bias, cfg)
-        self.min_route_margin = min(self.min_route_margin, routing.min_margin)
+        self.route_margins = np.minimum(self.route_margins, routing.margins)
+        self.min_route_margin = min(self.min_route_margin, float(np.min(routing.margins)))
         out = np.zeros_like(x)
         for expert in np.unique(routing.expert_ids):
             tokens, slots = np.nonzero(routing.expert_ids == expert)
@@ -652,6 +655,7 @@ class Model:
         if ids.min() < 0 or ids.max() >= self.cfg.vocab_size:
             raise ValueError(f"token id out of range [0, {self.cfg.vocab_size})")
         cos, sin = (t.astype(self.dtype) for t in rope_tables(self.cfg, ids.size))
+        self.route_margins = np.full(ids.size, np.inf)
         x = self.embed[ids]
         for i in range(self.cfg.num_hidden_layers):  # an MTP layer (index L) is never run
             x = self.decoder_layer(i, x, cos, sin)

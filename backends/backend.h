@@ -1,0 +1,63 @@
+#ifndef DSRT_BACKENDS_BACKEND_H_
+#define DSRT_BACKENDS_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backends/kv_cache.h"
+#include "ir/graph.h"
+#include "ir/weights.h"
+
+namespace dsrt::backends {
+
+// The tokens of one step, possibly from several sequences: token i of sequence
+// `sequence_slots[i]` sits at `positions[i]` and sees that sequence's cache up to it.
+struct StepInput {
+  std::vector<int32_t> token_ids;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> sequence_slots;
+
+  int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
+  // One sequence, `ids` at positions start, start+1, ...
+  static StepInput ForSequence(const std::vector<int32_t>& ids, int32_t start, int32_t slot = 0);
+};
+
+// The graph's first output, f32 [tokens, vocab], row-major.
+struct StepOutput {
+  std::vector<float> logits;
+  int64_t rows = 0;
+  int64_t vocab = 0;
+  const float* row(int64_t i) const { return logits.data() + i * vocab; }
+};
+
+// A graph prepared for one backend: weights bound, kernels chosen.
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  virtual absl::Status Run(const StepInput& step, KvCache& cache, StepOutput* out) = 0;
+};
+
+// An execution provider (ONNX Runtime's term): it declares the ops it implements,
+// and an engine whose graph uses another op is refused with that op's name.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool Supports(absl::string_view op) const = 0;
+  virtual absl::StatusOr<std::unique_ptr<Executable>> Compile(const ir::Graph& graph,
+                                                              const ir::WeightStore& weights) = 0;
+};
+
+// "reference" (plain loops, the specification) or "onednn" when built.
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name);
+std::vector<std::string> BackendNames();
+
+// The first op of `graph` that `backend` lacks, as an error; OK when it has all.
+absl::Status CheckSupported(const Backend& backend, const ir::Graph& graph);
+
+}  // namespace dsrt::backends
+
+#endif  // DSRT_BACKENDS_BACKEND_H_

@@ -1,0 +1,462 @@
+#include "backends/reference/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "ir/dtype.h"
+#include "ir/status_macros.h"
+
+namespace dsrt::backends::reference {
+namespace {
+
+using Inputs = std::vector<const Tensor*>;
+using Outputs = std::vector<Tensor*>;
+
+// The product of all dims but the last: the number of rows a row-wise op sees.
+int64_t Rows(const Tensor& t) { return t.dims.empty() ? 1 : t.size() / t.dims.back(); }
+
+absl::Status Embedding(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor& table = *in[0];
+  const Tensor& ids = *in[1];
+  const int64_t vocab = table.dims[0], hidden = table.dims[1];
+  std::vector<int64_t> dims = ids.dims;
+  dims.push_back(hidden);
+  out[0]->Allocate(node.output()->type().dtype, dims);
+  for (int64_t t = 0; t < ids.size(); ++t) {
+    const int32_t id = ids.i[t];
+    if (id < 0 || id >= vocab) {
+      return absl::OutOfRangeError(absl::StrCat("token id ", id, " is outside the vocabulary [0, ", vocab, ")"));
+    }
+    std::copy_n(table.f.data() + id * hidden, hidden, out[0]->f.data() + t * hidden);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RmsNorm(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor& x = *in[0];
+  const Tensor& w = *in[1];
+  DSRT_ASSIGN_OR_RETURN(double eps, node.attrs().GetDouble("eps"));
+  const int64_t n = x.dims.back();
+  out[0]->Allocate(node.output()->type().dtype, x.dims);
+  for (int64_t r = 0; r < Rows(x); ++r) {
+    const float* xr = x.f.data() + r * n;
+    double sum_sq = 0;
+    for (int64_t j = 0; j < n; ++j) sum_sq += static_cast<double>(xr[j]) * xr[j];
+    const double inv_rms = 1.0 / std::sqrt(sum_sq / n + eps);
+    for (int64_t j = 0; j < n; ++j) out[0]->f[r * n + j] = static_cast<float>(xr[j] * inv_rms * w.f[j]);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Linear(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor& x = *in[0];
+  const Tensor& w = *in[1];
+  const int64_t n_out = w.dims[0], n_in = w.dims[1];
+  std::vector<int64_t> dims = x.dims;
+  dims.back() = n_out;
+  out[0]->Allocate(node.output()->type().dtype, dims);
+  for (int64_t r = 0; r < Rows(x); ++r) {
+    const float* xr = x.f.data() + r * n_in;
+    for (int64_t o = 0; o < n_out; ++o) {
+      const float* wr = w.f.data() + o * n_in;
+      double acc = 0;
+      for (int64_t j = 0; j < n_in; ++j) acc += static_cast<double>(xr[j]) * wr[j];
+      out[0]->f[r * n_out + o] = static_cast<float>(acc);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Strides of `dims` right-aligned to a rank-`rank` broadcast shape, 0 where broadcast.
+std::vector<int64_t> BroadcastStrides(const std::vector<int64_t>& dims, const std::vector<int64_t>& out_dims) {
+  const size_t rank = out_dims.size();
+  std::vector<int64_t> strides(rank, 0);
+  int64_t stride = 1;
+  for (size_t k = 0; k < dims.size(); ++k) {
+    const size_t axis = dims.size() - 1 - k;
+    const size_t out_axis = rank - 1 - k;
+    strides[out_axis] = dims[axis] == 1 ? 0 : stride;
+    stride *= dims[axis];
+  }
+  return strides;
+}
+
+template <typename Fn>
+absl::Status Binary(const ir::Node& node, const Inputs& in, const Outputs& out, Fn fn) {
+  const Tensor& a = *in[0];
+  const Tensor& b = *in[1];
+  const size_t rank = std::max(a.dims.size(), b.dims.size());
+  std::vector<int64_t> dims(rank);
+  for (size_t k = 0; k < rank; ++k) {
+    const int64_t da = k < a.dims.size() ? a.dims[a.dims.size() - 1 - k] : 1;
+    const int64_t db = k < b.dims.size() ? b.dims[b.dims.size() - 1 - k] : 1;
+    if (da != db && da != 1 && db != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(node.op(), ": shapes do not broadcast at run time"));
+    }
+    dims[rank - 1 - k] = std::max(da, db);
+  }
+  out[0]->Allocate(node.output()->type().dtype, dims);
+  const std::vector<int64_t> sa = BroadcastStrides(a.dims, dims);
+  const std::vector<int64_t> sb = BroadcastStrides(b.dims, dims);
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t e = 0; e < out[0]->size(); ++e) {
+    int64_t ia = 0, ib = 0;
+    for (size_t k = 0; k < rank; ++k) {
+      ia += index[k] * sa[k];
+      ib += index[k] * sb[k];
+    }
+    out[0]->f[e] = fn(a.f[ia], b.f[ib]);
+    for (int64_t k = static_cast<int64_t>(rank) - 1; k >= 0; --k) {
+      if (++index[k] < dims[k]) break;
+      index[k] = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Silu(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  out[0]->Allocate(node.output()->type().dtype, in[0]->dims);
+  for (int64_t e = 0; e < in[0]->size(); ++e) {
+    const double x = in[0]->f[e];
+    out[0]->f[e] = static_cast<float>(x / (1.0 + std::exp(-x)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cast(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  out[0]->Allocate(node.output()->type().dtype, in[0]->dims);
+  if (in[0]->is_int() || out[0]->is_int()) return absl::UnimplementedError("Cast between int and float");
+  out[0]->f = in[0]->f;
+  return absl::OkStatus();
+}
+
+absl::Status Reshape(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> shape, node.attrs().GetInts("shape"));
+  const Tensor& x = *in[0];
+  int64_t known = 1;
+  int infer_at = -1;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (shape[k] == 0) shape[k] = x.dims[k];
+    if (shape[k] == -1) infer_at = static_cast<int>(k);
+    else known *= shape[k];
+  }
+  if (infer_at >= 0) shape[infer_at] = known == 0 ? 0 : x.size() / known;
+  *out[0] = x;
+  out[0]->dims = shape;
+  return absl::OkStatus();
+}
+
+absl::Status Expand(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> shape, node.attrs().GetInts("shape"));
+  const Tensor& x = *in[0];
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (shape[k] == 0) shape[k] = x.dims[k];
+  }
+  out[0]->Allocate(node.output()->type().dtype, shape);
+  const std::vector<int64_t> strides = BroadcastStrides(x.dims, shape);
+  std::vector<int64_t> index(shape.size(), 0);
+  for (int64_t e = 0; e < out[0]->size(); ++e) {
+    int64_t source = 0;
+    for (size_t k = 0; k < shape.size(); ++k) source += index[k] * strides[k];
+    out[0]->f[e] = x.f[source];
+    for (int64_t k = static_cast<int64_t>(shape.size()) - 1; k >= 0; --k) {
+      if (++index[k] < shape[k]) break;
+      index[k] = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Views x as [outer, axis, inner] around `axis`.
+void SplitAround(const std::vector<int64_t>& dims, int64_t axis, int64_t* outer, int64_t* inner) {
+  *outer = std::accumulate(dims.begin(), dims.begin() + axis, int64_t{1}, std::multiplies<>());
+  *inner = std::accumulate(dims.begin() + axis + 1, dims.end(), int64_t{1}, std::multiplies<>());
+}
+
+absl::Status Slice(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor& x = *in[0];
+  int64_t axis = node.attrs().IntOr("axis", 0);
+  if (axis < 0) axis += static_cast<int64_t>(x.dims.size());
+  const int64_t start = node.attrs().IntOr("start", 0), end = node.attrs().IntOr("end", 0);
+  std::vector<int64_t> dims = x.dims;
+  dims[axis] = end - start;
+  out[0]->Allocate(x.dtype, dims);
+  int64_t outer, inner;
+  SplitAround(x.dims, axis, &outer, &inner);
+  const int64_t width = (end - start) * inner;
+  for (int64_t o = 0; o < outer; ++o) {
+    const int64_t src = (o * x.dims[axis] + start) * inner;
+    if (x.is_int()) std::copy_n(x.i.data() + src, width, out[0]->i.data() + o * width);
+    else std::copy_n(x.f.data() + src, width, out[0]->f.data() + o * width);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Concat(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  int64_t axis = node.attrs().IntOr("axis", 0);
+  if (axis < 0) axis += static_cast<int64_t>(in[0]->dims.size());
+  std::vector<int64_t> dims = in[0]->dims;
+  dims[axis] = 0;
+  for (const Tensor* t : in) dims[axis] += t->dims[axis];
+  out[0]->Allocate(node.output()->type().dtype, dims);
+  int64_t outer, inner;
+  SplitAround(dims, axis, &outer, &inner);
+  int64_t offset = 0;
+  for (const Tensor* t : in) {
+    const int64_t width = t->dims[axis] * inner;
+    for (int64_t o = 0; o < outer; ++o) {
+      std::copy_n(t->f.data() + o * width, width, out[0]->f.data() + o * dims[axis] * inner + offset);
+    }
+    offset += width;
+  }
+  return absl::OkStatus();
+}
+
+// Interleaved rotary embedding: (x[2i], x[2i+1]) rotates by position * inv_freq[i].
+absl::Status Rope(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor& x = *in[0];
+  const Tensor& positions = *in[1];
+  DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, node.attrs().GetDoubles("inv_freq"));
+  const double scale = node.attrs().DoubleOr("scale", 1.0);
+  const int64_t dim = x.dims.back();
+  const int64_t tokens = x.dims[0];
+  const int64_t rows_per_token = x.size() / (tokens * dim);
+  out[0]->Allocate(node.output()->type().dtype, x.dims);
+  for (int64_t t = 0; t < tokens; ++t) {
+    // Frequencies and angles in float32, as Hugging Face and DeepSeek's reference compute them.
+    const float position = static_cast<float>(positions.i[t]);
+    for (int64_t r = 0; r < rows_per_token; ++r) {
+      const int64_t base = (t * rows_per_token + r) * dim;
+      for (int64_t i = 0; i < dim / 2; ++i) {
+        const float angle = position * static_cast<float>(inv_freq[i]);
+        const double c = std::cos(angle) * scale, s = std::sin(angle) * scale;
+        const double x0 = x.f[base + 2 * i], x1 = x.f[base + 2 * i + 1];
+        out[0]->f[base + 2 * i] = static_cast<float>(x0 * c - x1 * s);
+        out[0]->f[base + 2 * i + 1] = static_cast<float>(x0 * s + x1 * c);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void StoreRow(void* dst, ir::DType dtype, const float* src, int64_t n) {
+  if (dtype == ir::DType::kBF16) {
+    auto* d = static_cast<uint16_t*>(dst);
+    for (int64_t j = 0; j < n; ++j) d[j] = ir::F32ToBF16(src[j]);
+    return;
+  }
+  std::memcpy(dst, src, n * sizeof(float));
+}
+
+void LoadRow(const void* src, ir::DType dtype, int64_t n, float* dst) {
+  if (dtype == ir::DType::kBF16) {
+    const auto* s = static_cast<const uint16_t*>(src);
+    for (int64_t j = 0; j < n; ++j) dst[j] = ir::BF16ToF32(s[j]);
+    return;
+  }
+  std::memcpy(dst, src, n * sizeof(float));
+}
+
+// Cache row of a token: [k (heads × dk) | v (heads × dv)].
+absl::Status Attention(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  const Tensor &q = *in[0], &k = *in[1], &v = *in[2], &positions = *in[3];
+  DSRT_ASSIGN_OR_RETURN(int64_t slot, node.attrs().GetInt("cache_slot"));
+  DSRT_ASSIGN_OR_RETURN(double scale, node.attrs().GetDouble("scale"));
+  const int64_t tokens = q.dims[0], heads = q.dims[1], dk = q.dims[2], dv = v.dims[2];
+  const int64_t k_width = heads * dk, v_width = heads * dv;
+  const ir::DType cache_dtype = ctx.cache->layout().dtype;
+  for (int64_t t = 0; t < tokens; ++t) {
+    void* row = ctx.cache->Row(static_cast<int>(slot), ctx.step->sequence_slots[t], positions.i[t]);
+    StoreRow(row, cache_dtype, k.f.data() + t * k_width, k_width);
+    StoreRow(static_cast<uint8_t*>(row) + ir::DTypeBytes(cache_dtype, k_width), cache_dtype,
+             v.f.data() + t * v_width, v_width);
+  }
+  out[0]->Allocate(node.output()->type().dtype, {tokens, heads, dv});
+  std::vector<float> cached(k_width + v_width);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t length = positions.i[t] + 1;
+    std::vector<std::vector<float>> keys(length), values(length);
+    for (int64_t j = 0; j < length; ++j) {
+      const void* row = ctx.cache->Row(static_cast<int>(slot), ctx.step->sequence_slots[t], j);
+      LoadRow(row, cache_dtype, k_width + v_width, cached.data());
+      keys[j].assign(cached.begin(), cached.begin() + k_width);
+      values[j].assign(cached.begin() + k_width, cached.end());
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* qh = q.f.data() + (t * heads + h) * dk;
+      std::vector<double> scores(length);
+      double max_score = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < length; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < dk; ++d) dot += static_cast<double>(qh[d]) * keys[j][h * dk + d];
+        scores[j] = dot * scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      double total = 0;
+      for (double& s : scores) total += (s = std::exp(s - max_score));
+      float* oh = out[0]->f.data() + (t * heads + h) * dv;
+      for (int64_t d = 0; d < dv; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < length; ++j) acc += scores[j] * values[j][h * dv + d];
+        oh[d] = static_cast<float>(acc / total);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Indices of the `k` largest of `scores` (ties: lower index first), best first.
+std::vector<int> TopK(const std::vector<double>& scores, int k) {
+  std::vector<int> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+  order.resize(k);
+  return order;
+}
+
+struct RouterAttrs {
+  std::string scoring, method;
+  int top_k, n_group, topk_group;
+  bool normalize;
+  double scaling;
+};
+
+absl::StatusOr<RouterAttrs> ReadRouterAttrs(const ir::Node& node) {
+  RouterAttrs a;
+  const ir::AttrMap& m = node.attrs();
+  DSRT_ASSIGN_OR_RETURN(a.scoring, m.GetString("scoring"));
+  DSRT_ASSIGN_OR_RETURN(a.method, m.GetString("method"));
+  DSRT_ASSIGN_OR_RETURN(int64_t top_k, m.GetInt("top_k"));
+  DSRT_ASSIGN_OR_RETURN(int64_t n_group, m.GetInt("n_group"));
+  DSRT_ASSIGN_OR_RETURN(int64_t topk_group, m.GetInt("topk_group"));
+  DSRT_ASSIGN_OR_RETURN(int64_t normalize, m.GetInt("normalize"));
+  DSRT_ASSIGN_OR_RETURN(a.scaling, m.GetDouble("scaling"));
+  a.top_k = static_cast<int>(top_k);
+  a.n_group = static_cast<int>(n_group);
+  a.topk_group = static_cast<int>(topk_group);
+  a.normalize = normalize != 0;
+  return a;
+}
+
+// Experts a token may choose from: all of them, or those of the best groups.
+std::vector<double> MaskToBestGroups(const std::vector<double>& selection, const RouterAttrs& a) {
+  if (a.method == "greedy") return selection;
+  const int experts = static_cast<int>(selection.size());
+  const int per_group = experts / a.n_group;
+  std::vector<double> group_scores(a.n_group);
+  for (int g = 0; g < a.n_group; ++g) {
+    std::vector<double> members(selection.begin() + g * per_group, selection.begin() + (g + 1) * per_group);
+    std::sort(members.rbegin(), members.rend());
+    // group_limited_greedy: the group's best score; noaux_tc: the sum of its best two.
+    group_scores[g] = a.method == "noaux_tc" ? members[0] + (per_group > 1 ? members[1] : 0.0) : members[0];
+  }
+  std::vector<double> masked(experts, -std::numeric_limits<double>::infinity());
+  for (int g : TopK(group_scores, a.topk_group)) {
+    std::copy(selection.begin() + g * per_group, selection.begin() + (g + 1) * per_group, masked.begin() + g * per_group);
+  }
+  return masked;
+}
+
+absl::Status Router(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(RouterAttrs a, ReadRouterAttrs(node));
+  const Tensor& x = *in[0];
+  const Tensor& w = *in[1];
+  const Tensor* bias = in.size() > 2 ? in[2] : nullptr;
+  const int64_t tokens = x.dims[0], hidden = x.dims[1], experts = w.dims[0];
+  out[0]->Allocate(ir::DType::kI32, {tokens, a.top_k});
+  out[1]->Allocate(ir::DType::kF32, {tokens, a.top_k});
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::vector<double> logits(experts);
+    for (int64_t e = 0; e < experts; ++e) {
+      double acc = 0;
+      for (int64_t j = 0; j < hidden; ++j) acc += static_cast<double>(x.f[t * hidden + j]) * w.f[e * hidden + j];
+      logits[e] = acc;
+    }
+    std::vector<double> scores(experts);
+    if (a.scoring == "sigmoid") {
+      for (int64_t e = 0; e < experts; ++e) scores[e] = 1.0 / (1.0 + std::exp(-logits[e]));
+    } else {
+      const double max_logit = *std::max_element(logits.begin(), logits.end());
+      double total = 0;
+      for (int64_t e = 0; e < experts; ++e) total += (scores[e] = std::exp(logits[e] - max_logit));
+      for (double& s : scores) s /= total;
+    }
+    // The correction bias decides which experts are chosen, never how much they weigh.
+    std::vector<double> selection = scores;
+    if (bias != nullptr) {
+      for (int64_t e = 0; e < experts; ++e) selection[e] += bias->f[e];
+    }
+    const std::vector<int> chosen = TopK(MaskToBestGroups(selection, a), a.top_k);
+    double sum = 0;
+    for (int e : chosen) sum += scores[e];
+    for (int k = 0; k < a.top_k; ++k) {
+      double weight = scores[chosen[k]];
+      if (a.normalize) weight /= sum + 1e-20;
+      out[0]->i[t * a.top_k + k] = chosen[k];
+      out[1]->f[t * a.top_k + k] = static_cast<float>(weight * a.scaling);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExpertWeight(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(int64_t expert, node.attrs().GetInt("expert"));
+  const Tensor &ids = *in[0], &weights = *in[1];
+  const int64_t tokens = ids.dims[0], top_k = ids.dims[1];
+  out[0]->Allocate(ir::DType::kF32, {tokens, 1});
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t k = 0; k < top_k; ++k) {
+      if (ids.i[t * top_k + k] == expert) out[0]->f[t] += weights.f[t * top_k + k];
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int64_t Tensor::size() const { return ir::NumElements(dims); }
+
+void Tensor::Allocate(ir::DType type, std::vector<int64_t> shape) {
+  dtype = type;
+  dims = std::move(shape);
+  f.clear();
+  i.clear();
+  if (is_int()) i.assign(size(), 0);
+  else f.assign(size(), 0.0f);
+}
+
+void Tensor::RoundToDType() {
+  if (dtype != ir::DType::kBF16) return;
+  for (float& x : f) x = ir::RoundToBF16(x);
+}
+
+const absl::flat_hash_map<std::string, Kernel>& Kernels() {
+  static const auto* kernels = new absl::flat_hash_map<std::string, Kernel>{
+      {"Embedding", Embedding},
+      {"RMSNorm", RmsNorm},
+      {"Linear", Linear},
+      {"Add", [](const ir::Node& n, const Inputs& in, const Outputs& out, KernelContext&) {
+         return Binary(n, in, out, [](float a, float b) { return a + b; });
+       }},
+      {"Mul", [](const ir::Node& n, const Inputs& in, const Outputs& out, KernelContext&) {
+         return Binary(n, in, out, [](float a, float b) { return a * b; });
+       }},
+      {"Silu", Silu},
+      {"Cast", Cast},
+      {"Reshape", Reshape},
+      {"Expand", Expand},
+      {"Slice", Slice},
+      {"Concat", Concat},
+      {"Rope", Rope},
+      {"Attention", Attention},
+      {"Router", Router},
+      {"ExpertWeight", ExpertWeight},
+  };
+  return *kernels;
+}
+
+}  // namespace dsrt::backends::reference

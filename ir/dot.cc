@@ -1,0 +1,226 @@
+#include "ir/dot.h"
+
+#include <gvc.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dsrt::ir {
+namespace {
+
+// cgraph (2.42) takes `char*` for names and values it only reads and copies.
+char* C(const std::string& s) { return const_cast<char*>(s.c_str()); }
+char* C(const char* s) { return const_cast<char*>(s); }
+
+struct GraphCloser {
+  void operator()(Agraph_t* g) const { agclose(g); }
+};
+using AgraphPtr = std::unique_ptr<Agraph_t, GraphCloser>;
+
+struct ContextFreer {
+  void operator()(GVC_t* gvc) const { gvFreeContext(gvc); }
+};
+using ContextPtr = std::unique_ptr<GVC_t, ContextFreer>;
+
+// Fill colour of an op by family; new ops fall into one by their name.
+const char* FillColor(absl::string_view op) {
+  struct Family {
+    std::vector<absl::string_view> markers;
+    const char* color;
+  };
+  static const auto* families = new std::vector<Family>{
+      {{"Parameter"}, "#c7e9c0"},                                   // step inputs: green
+      {{"Constant"}, "#f0f0f0"},                                    // weights: light grey
+      {{"Attention", "Rope", "Mla", "Kv"}, "#fdd0a2"},              // attention: orange
+      {{"Router", "Expert", "MoE", "Moe"}, "#dadaeb"},              // MoE: lavender
+      {{"Norm"}, "#fff3b0"},                                        // norms: yellow
+      {{"Linear", "Embedding", "MatMul", "Gemm"}, "#c6dbef"},       // linear: blue
+      {{"All", "Reduce", "Gather", "Scatter"}, "#fcbba1"},          // communication: red
+      {{"Reshape", "Slice", "Concat", "Transpose"}, "#e5e5e5"},     // shape: grey
+      {{"Add", "Mul", "Silu", "Cast", "Sub", "Div", "Exp"}, "#e5f5e0"},  // elementwise: pale green
+  };
+  for (const Family& family : *families) {
+    for (absl::string_view marker : family.markers) {
+      if (absl::StrContains(op, marker)) return family.color;
+    }
+  }
+  return "white";
+}
+
+// DOT label strings treat '\' as an escape ("\n", "\l", "\N"); user text keeps its own.
+std::string LabelText(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string TypesOf(const Node& node) {
+  std::vector<std::string> types;
+  for (int i = 0; i < node.num_outputs(); ++i) types.push_back(node.output(i)->type().ToString());
+  return absl::StrJoin(types, "\\n");
+}
+
+std::string NodeLabel(const Node& node, const DotOptions& options) {
+  if (node.op() == "Constant") {
+    return absl::StrCat(LabelText(node.attrs().StringOr("weight", "?")), "\\n", TypesOf(node));
+  }
+  if (node.op() == "Parameter") {
+    return absl::StrCat(LabelText(node.attrs().StringOr("name", "?")), "\\n", TypesOf(node));
+  }
+  std::string label = absl::StrCat(LabelText(node.op()), "\\n", TypesOf(node));
+  if (options.show_constants) return label;
+  for (const Value* input : node.inputs()) {
+    if (input == nullptr || input->producer() == nullptr || input->producer()->op() != "Constant") continue;
+    absl::StrAppend(&label, "\\n", LabelText(input->producer()->attrs().StringOr("weight", input->name())), " ",
+                    input->type().ToString());
+  }
+  return label;
+}
+
+void Set(void* object, const char* name, const std::string& value) { agsafeset(object, C(name), C(value), C("")); }
+
+// Builds the cgraph graph that GraphToDot writes and RenderGraph lays out.
+AgraphPtr BuildAgraph(const Graph& graph, const DotOptions& options) {
+  AgraphPtr g(agopen(C(graph.name()), Agdirected, nullptr));
+  agattr(g.get(), AGRAPH, C("fontname"), C("Helvetica"));
+  agattr(g.get(), AGRAPH, C("label"), C(""));
+  agattr(g.get(), AGNODE, C("shape"), C("box"));
+  agattr(g.get(), AGNODE, C("style"), C("rounded,filled"));
+  agattr(g.get(), AGNODE, C("fillcolor"), C("white"));
+  agattr(g.get(), AGNODE, C("fontname"), C("Helvetica"));
+  agattr(g.get(), AGNODE, C("fontsize"), C("11"));
+  agattr(g.get(), AGNODE, C("label"), C("\\N"));
+  agattr(g.get(), AGEDGE, C("color"), C("#555555"));
+
+  absl::flat_hash_map<std::string, Agraph_t*> clusters;
+  absl::flat_hash_map<const Node*, Agnode_t*> drawn;
+  int index = 0;
+  int left_out = 0;
+  for (const auto& node_ptr : graph.nodes()) {
+    const Node& node = *node_ptr;
+    const std::string& op = node.op();
+    if (op == "Constant" && !options.show_constants) continue;
+    if (options.max_nodes > 0 && index >= options.max_nodes) {
+      ++left_out;
+      continue;
+    }
+    Agraph_t* parent = g.get();
+    if (!node.scope().empty()) {
+      Agraph_t*& cluster = clusters[node.scope()];
+      if (cluster == nullptr) {
+        cluster = agsubg(g.get(), C(absl::StrCat("cluster_", node.scope())), 1);
+        Set(cluster, "label", LabelText(node.scope()));
+        Set(cluster, "style", "rounded");
+        Set(cluster, "color", "#888888");
+      }
+      parent = cluster;
+    }
+    Agnode_t* n = agnode(parent, C(absl::StrCat("n", index++)), 1);
+    Set(n, "label", NodeLabel(node, options));
+    Set(n, "fillcolor", FillColor(op));
+    if (op == "Constant") {
+      Set(n, "shape", "note");
+      Set(n, "fontsize", "9");
+    } else if (op == "Parameter") {
+      Set(n, "shape", "invhouse");
+    }
+    drawn[&node] = n;
+    for (const Value* input : node.inputs()) {
+      if (input == nullptr) continue;
+      auto tail = drawn.find(input->producer());
+      if (tail == drawn.end()) continue;  // a hidden weight
+      agedge(g.get(), tail->second, n, nullptr, 1);
+    }
+  }
+
+  if (left_out > 0) {
+    Agnode_t* note = agnode(g.get(), C("more"), 1);
+    Set(note, "label", absl::StrCat("... ", left_out, " more nodes not drawn"));
+    Set(note, "shape", "plaintext");
+    Set(note, "style", "");
+  }
+  if (!graph.outputs().empty()) {
+    Agnode_t* ret = agnode(g.get(), C("return"), 1);
+    Set(ret, "label", "return");
+    Set(ret, "shape", "house");
+    Set(ret, "fillcolor", "#c7e9c0");
+    for (const Value* output : graph.outputs()) {
+      auto tail = output == nullptr ? drawn.end() : drawn.find(output->producer());
+      if (tail != drawn.end()) agedge(g.get(), tail->second, ret, nullptr, 1);
+    }
+  }
+  return g;
+}
+
+// "svg", "png", ... as the loaded device plugins name them ("png:cairo" counts as "png").
+std::vector<std::string> DeviceFormats(GVC_t* gvc) {
+  std::vector<std::string> formats;
+  int count = 0;
+  char** list = gvPluginList(gvc, "device", &count, nullptr);
+  if (list == nullptr) return formats;
+  for (int i = 0; i < count; ++i) {
+    std::string name = list[i];
+    formats.push_back(name.substr(0, name.find(':')));
+    free(list[i]);
+  }
+  free(list);
+  return formats;
+}
+
+}  // namespace
+
+std::string GraphToDot(const Graph& graph, const DotOptions& options) {
+  AgraphPtr g = BuildAgraph(graph, options);
+  char* buffer = nullptr;
+  size_t size = 0;
+  FILE* stream = open_memstream(&buffer, &size);
+  if (stream == nullptr) return "";
+  agwrite(g.get(), stream);
+  std::fclose(stream);
+  std::string dot(buffer, size);
+  free(buffer);
+  return dot;
+}
+
+absl::Status RenderGraph(const Graph& graph, const std::string& path, absl::string_view format,
+                         const DotOptions& options) {
+  // GraphViz reports an unwritable file on stderr and carries on; check it here.
+  FILE* probe = std::fopen(path.c_str(), "w");
+  if (probe == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  std::fclose(probe);
+
+  ContextPtr gvc(gvContext());
+  if (gvc == nullptr) return absl::InternalError(absl::StrCat("cannot render ", path, ": no GraphViz context"));
+  const std::vector<std::string> formats = DeviceFormats(gvc.get());
+  if (std::find(formats.begin(), formats.end(), format) == formats.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot render ", path, ": GraphViz has no '", format,
+                                                   "' format (it has ", absl::StrJoin(formats, ", "), ")"));
+  }
+  AgraphPtr g = BuildAgraph(graph, options);
+  if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
+    return absl::InternalError(absl::StrCat("cannot render ", path, ": GraphViz's dot layout failed"));
+  }
+  const int rendered = gvRenderFilename(gvc.get(), g.get(), std::string(format).c_str(), path.c_str());
+  gvFreeLayout(gvc.get(), g.get());
+  if (rendered != 0) {
+    return absl::InternalError(absl::StrCat("cannot render ", path, " as ", format));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dsrt::ir

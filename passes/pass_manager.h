@@ -1,0 +1,54 @@
+#ifndef DSRT_PASSES_PASS_MANAGER_H_
+#define DSRT_PASSES_PASS_MANAGER_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "passes/pass.h"
+
+namespace dsrt::passes {
+
+struct PassRecord {
+  std::string name;
+  bool changed = false;
+  double millis = 0;
+};
+
+struct PassManagerOptions {
+  std::set<std::string> disabled;  // pass names to skip
+  std::string dump_dir;            // when set: NN.after_<pass>.txt and .dot after each pass
+};
+
+// Runs a named pipeline of passes, verifying the graph after each one.
+class PassManager {
+ public:
+  explicit PassManager(std::string name, PassManagerOptions options = {})
+      : name_(std::move(name)), options_(std::move(options)) {}
+
+  void AddPass(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
+  std::vector<std::string> PassNames() const;
+
+  // The graph is verified before the first pass and after every pass; an error
+  // names the pass that broke it.
+  absl::StatusOr<std::vector<PassRecord>> Run(ir::Graph& graph);
+
+ private:
+  absl::Status Dump(const ir::Graph& graph, int index, const std::string& stage) const;
+
+  std::string name_;
+  PassManagerOptions options_;
+  std::vector<std::unique_ptr<Pass>> passes_;
+};
+
+// Every pass dsrt knows, by name (for pipelines and --disable-pass).
+absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name);
+std::vector<std::string> KnownPassNames();
+// The default optimization pipeline, in order.
+std::vector<std::string> DefaultPipeline();
+
+}  // namespace dsrt::passes
+
+#endif  // DSRT_PASSES_PASS_MANAGER_H_

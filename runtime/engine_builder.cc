@@ -1,0 +1,186 @@
+#include "runtime/engine_builder.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "backends/kv_cache.h"
+#include "ir/status_macros.h"
+#include "models/checkpoint.h"
+#include "models/deepseek_builder.h"
+#include "passes/liveness.h"
+#include "passes/pass_manager.h"
+#include "serialization/engine_writer.h"
+
+namespace dsrt::runtime {
+namespace {
+
+absl::Status CheckOptions(const EngineBuildOptions& o) {
+  if (o.dtype != ir::DType::kF32 && o.dtype != ir::DType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat("--dtype must be f32 or bf16, not ", ir::DTypeName(o.dtype)));
+  }
+  if (!o.weights.empty() && o.weights != ir::DTypeName(o.dtype)) {
+    return absl::UnimplementedError(
+        absl::StrCat("--weights ", o.weights, ": weight-only quantization is not built yet; use the default"));
+  }
+  if (o.tp != 1 || o.ep != 1) {
+    return absl::UnimplementedError("--tp/--ep above 1: the partition pass is not built yet");
+  }
+  if (o.max_batch < 1) return absl::InvalidArgumentError("--max-batch must be at least 1");
+  if (o.max_seq_len < 0) return absl::InvalidArgumentError("--max-seq-len must be positive");
+  return absl::OkStatus();
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct ShapedName {
+  std::string name;
+  ir::DType dtype;
+  std::vector<int64_t> shape;
+};
+
+std::vector<ShapedName> WeightsOf(const ir::Graph& graph) {
+  std::vector<ShapedName> weights;
+  for (const auto& node : graph.nodes()) {
+    if (node->op() != "Constant") continue;
+    ShapedName w{node->attrs().StringOr("weight", ""), node->output()->type().dtype, {}};
+    for (const ir::Dim& d : node->output()->type().dims) w.shape.push_back(d.size);
+    weights.push_back(std::move(w));
+  }
+  return weights;
+}
+
+// Every weight the graph names must be in the checkpoint with the graph's shape.
+absl::Status CheckWeightsPresent(const models::Checkpoint& checkpoint, const std::vector<ShapedName>& weights) {
+  for (const ShapedName& w : weights) {
+    DSRT_ASSIGN_OR_RETURN(ir::WeightView view, checkpoint.Raw(w.name));
+    if (view.shape != w.shape) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint ", checkpoint.dir(), ": tensor '", w.name,
+                                                     "' has shape ", ir::StaticType(view.dtype, view.shape).ToString(),
+                                                     ", the model needs ", ir::StaticType(view.dtype, w.shape).ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+serialization::WeightToWrite WeightWriter(const models::Checkpoint& checkpoint, const ShapedName& w) {
+  serialization::WeightToWrite out;
+  out.name = w.name;
+  out.dtype = w.dtype;
+  out.shape = w.shape;
+  out.bytes = ir::DTypeBytes(w.dtype, ir::NumElements(w.shape));
+  out.fill = [&checkpoint, w](void* dst) -> absl::Status {
+    if (w.dtype == ir::DType::kBF16) {
+      DSRT_ASSIGN_OR_RETURN(std::vector<uint16_t> values, checkpoint.LoadBF16(w.name, w.shape));
+      std::memcpy(dst, values.data(), values.size() * sizeof(uint16_t));
+      return absl::OkStatus();
+    }
+    DSRT_ASSIGN_OR_RETURN(std::vector<float> values, checkpoint.LoadF32(w.name, w.shape));
+    std::memcpy(dst, values.data(), values.size() * sizeof(float));
+    return absl::OkStatus();
+  };
+  return out;
+}
+
+serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::Checkpoint& checkpoint,
+                                    int64_t max_seq_len, const std::vector<passes::PassRecord>& records) {
+  const models::DeepSeekConfig& c = checkpoint.config();
+  serialization::EngineProto proto;
+  proto.set_model_type(c.model_type);
+  proto.set_config_json(ReadFileOrEmpty(checkpoint.dir() + "/config.json"));
+  auto* info = proto.mutable_info();
+  info->set_vocab_size(c.vocab_size);
+  info->set_hidden_size(c.hidden_size);
+  info->set_num_layers(c.num_hidden_layers);
+  info->set_bos_token_id(c.bos_token_id);
+  info->set_eos_token_id(c.eos_token_id);
+  info->set_max_seq_len(max_seq_len);
+  info->set_max_batch(o.max_batch);
+  info->set_activation_dtype(std::string(ir::DTypeName(o.dtype)));
+  auto* options = proto.mutable_options();
+  options->set_dtype(std::string(ir::DTypeName(o.dtype)));
+  options->set_weights(o.weights.empty() ? std::string(ir::DTypeName(o.dtype)) : o.weights);
+  options->set_tp(o.tp);
+  options->set_ep(o.ep);
+  options->set_max_batch(o.max_batch);
+  options->set_max_seq_len(max_seq_len);
+  for (const std::string& p : o.disabled_passes) options->add_disabled_passes(p);
+  for (const passes::PassRecord& r : records) {
+    auto* record = proto.add_pass_log();
+    record->set_name(r.name);
+    record->set_changed(r.changed);
+    record->set_millis(r.millis);
+  }
+  proto.set_tokenizer_json(ReadFileOrEmpty(checkpoint.dir() + "/tokenizer.json"));
+  proto.set_tokenizer_config_json(ReadFileOrEmpty(checkpoint.dir() + "/tokenizer_config.json"));
+  return proto;
+}
+
+absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, ir::Graph& graph) {
+  passes::PassManagerOptions pm_options;
+  pm_options.dump_dir = o.dump_dir;
+  const std::vector<std::string> pipeline = passes::DefaultPipeline();
+  for (const std::string& name : o.disabled_passes) {
+    if (std::find(pipeline.begin(), pipeline.end(), name) == pipeline.end()) {
+      DSRT_RETURN_IF_ERROR(passes::CreatePass(name).status());  // names the known passes
+    }
+    pm_options.disabled.insert(name);
+  }
+  passes::PassManager manager("default", pm_options);
+  for (const std::string& name : pipeline) {
+    DSRT_ASSIGN_OR_RETURN(std::unique_ptr<passes::Pass> pass, passes::CreatePass(name));
+    manager.AddPass(std::move(pass));
+  }
+  return manager.Run(graph);
+}
+
+}  // namespace
+
+absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& o) {
+  DSRT_RETURN_IF_ERROR(CheckOptions(o));
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<models::Checkpoint> checkpoint, models::Checkpoint::Open(o.checkpoint_dir));
+  const models::DeepSeekConfig& config = checkpoint->config();
+  const int64_t max_seq_len =
+      o.max_seq_len > 0 ? o.max_seq_len : std::min<int64_t>(config.max_position_embeddings, 4096);
+
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph,
+                        models::BuildDeepSeekGraph(config, models::GraphOptions{.activation = o.dtype}));
+  const std::vector<ShapedName> weights = WeightsOf(*graph);
+  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(*checkpoint, weights));
+  DSRT_ASSIGN_OR_RETURN(std::vector<passes::PassRecord> records, Optimize(o, *graph));
+
+  EngineBuildReport report;
+  serialization::RankContents rank{graph.get(), nullptr, {}};
+  for (const ShapedName& w : WeightsOf(*graph)) {
+    rank.weights.push_back(WeightWriter(*checkpoint, w));
+    report.parameters += ir::NumElements(w.shape);
+    report.weight_bytes += rank.weights.back().bytes;
+  }
+  for (const passes::PassRecord& r : records) report.passes_run.push_back(r.name);
+  DSRT_ASSIGN_OR_RETURN(backends::CacheLayout cache, backends::CacheLayoutOf(*graph));
+  report.kv_cache_bytes_per_token = cache.bytes_per_token();
+
+  serialization::EngineProto metadata = Metadata(o, *checkpoint, max_seq_len, records);
+  metadata.mutable_info()->set_parameters(report.parameters);
+  metadata.mutable_info()->set_kv_cache_bytes_per_token(report.kv_cache_bytes_per_token);
+  DSRT_ASSIGN_OR_RETURN(int64_t arena, passes::PeakActivationBytes(*graph, {{ir::kTokensDim, o.max_batch}}));
+  metadata.mutable_info()->set_activation_arena_bytes(arena);
+
+  std::vector<serialization::RankContents> ranks;
+  ranks.push_back(std::move(rank));
+  auto progress = [&](int64_t done, int64_t total) {
+    if (o.progress) o.progress("writing weights", done, total);
+  };
+  DSRT_RETURN_IF_ERROR(serialization::WriteEngine(o.output_path, std::move(metadata), std::move(ranks), progress));
+  return report;
+}
+
+}  // namespace dsrt::runtime

@@ -1,0 +1,43 @@
+#ifndef DSRT_RUNTIME_ENGINE_BUILDER_H_
+#define DSRT_RUNTIME_ENGINE_BUILDER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ir/dtype.h"
+
+namespace dsrt::runtime {
+
+struct EngineBuildOptions {
+  std::string checkpoint_dir;
+  std::string output_path;
+  ir::DType dtype = ir::DType::kBF16;  // activations, KV cache and stored weights
+  std::string weights = "";            // "" (= dtype), "bf16", "int8", "int4"
+  int tp = 1;
+  int ep = 1;
+  int max_batch = 1;
+  int64_t max_seq_len = 0;  // 0: min(max_position_embeddings, 4096)
+  std::vector<std::string> disabled_passes;
+  std::string dump_dir;
+  // Called as work advances: a stage name ("weights"), units done and in all.
+  std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
+};
+
+struct EngineBuildReport {
+  int64_t parameters = 0;
+  int64_t weight_bytes = 0;
+  int64_t kv_cache_bytes_per_token = 0;
+  std::vector<std::string> passes_run;
+};
+
+// Checkpoint → naive graph → pass pipeline → engine file. Every weight the graph
+// names is checked (present, right shape, finite) and written one at a time, so
+// memory stays bounded by the largest weight.
+absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& options);
+
+}  // namespace dsrt::runtime
+
+#endif  // DSRT_RUNTIME_ENGINE_BUILDER_H_

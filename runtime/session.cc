@@ -1,0 +1,88 @@
+#include "runtime/session.h"
+
+#include "absl/strings/str_cat.h"
+#include "ir/status_macros.h"
+
+namespace dsrt::runtime {
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine_path, const SessionOptions& options) {
+  auto session = std::unique_ptr<Session>(new Session());
+  DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, options.rank));
+  if (options.verify_weights) DSRT_RETURN_IF_ERROR(session->engine_->VerifyWeights());
+  DSRT_ASSIGN_OR_RETURN(session->graph_, session->engine_->LoadGraph());
+  DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend));
+  DSRT_ASSIGN_OR_RETURN(session->executable_,
+                        session->backend_->Compile(*session->graph_, session->engine_->weights()));
+  DSRT_ASSIGN_OR_RETURN(backends::CacheLayout layout, backends::CacheLayoutOf(*session->graph_));
+  const int64_t max_seq_len = session->engine_->proto().info().max_seq_len();
+  if (max_seq_len <= 0) return absl::DataLossError(absl::StrCat(engine_path, ": engine has no max sequence length"));
+  session->cache_ = std::make_unique<backends::ContiguousKvCache>(std::move(layout), options.max_sequences, max_seq_len);
+  return session;
+}
+
+absl::Status Session::Step(const backends::StepInput& step, backends::StepOutput* out) {
+  if (step.positions.size() != step.token_ids.size() || step.sequence_slots.size() != step.token_ids.size()) {
+    return absl::InvalidArgumentError("step: token_ids, positions and sequence_slots differ in length");
+  }
+  for (int64_t i = 0; i < step.num_tokens(); ++i) {
+    const int32_t id = step.token_ids[i];
+    if (id < 0 || id >= vocab_size()) {
+      return absl::OutOfRangeError(absl::StrCat("token id ", id, " is outside the vocabulary [0, ", vocab_size(), ")"));
+    }
+    DSRT_RETURN_IF_ERROR(cache_->Check(step.sequence_slots[i], step.positions[i]));
+  }
+  return executable_->Run(step, *cache_, out);
+}
+
+namespace {
+
+absl::Status ValidatePrompt(const Session& session, const std::vector<int32_t>& prompt) {
+  if (prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= session.vocab_size()) {
+      return absl::OutOfRangeError(absl::StrCat("token id ", prompt[i], " at prompt position ", i,
+                                                " is outside the vocabulary [0, ", session.vocab_size(), ")"));
+    }
+  }
+  if (static_cast<int64_t>(prompt.size()) > session.max_seq_len()) {
+    return absl::OutOfRangeError(absl::StrCat("the prompt has ", prompt.size(),
+                                              " tokens, more than the engine's max sequence length ",
+                                              session.max_seq_len(), " (rebuild with a larger --max-seq-len)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
+                                        const GenerateOptions& options, const std::function<void(int32_t)>& on_token) {
+  DSRT_RETURN_IF_ERROR(ValidatePrompt(session, prompt));
+  DSRT_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
+  GenerateResult result;
+  result.finish_reason = "length";
+  backends::StepOutput out;
+  DSRT_RETURN_IF_ERROR(session.Step(backends::StepInput::ForSequence(prompt, 0), &out));
+  result.vocab = out.vocab;
+  if (options.keep_prompt_logits) result.prompt_logits = out.logits;
+
+  Sampler sampler(options.sampling);
+  int64_t position = static_cast<int64_t>(prompt.size());
+  const float* last = out.row(out.rows - 1);
+  for (int64_t n = 0; n < options.max_new_tokens; ++n) {
+    const int32_t token = sampler.Sample(absl::MakeConstSpan(last, out.vocab));
+    result.generated.push_back(token);
+    if (on_token) on_token(token);
+    if (options.stop_at_eos && token == session.eos_token_id()) {
+      result.finish_reason = "stop";
+      break;
+    }
+    // The last token needs no step of its own, and the cache ends at max_seq_len.
+    if (n + 1 == options.max_new_tokens || position >= session.max_seq_len()) break;
+    DSRT_RETURN_IF_ERROR(session.Step(backends::StepInput::ForSequence({token}, static_cast<int32_t>(position)), &out));
+    last = out.row(0);
+    ++position;
+  }
+  return result;
+}
+
+}  // namespace dsrt::runtime

@@ -1,0 +1,70 @@
+#ifndef DSRT_RUNTIME_SESSION_H_
+#define DSRT_RUNTIME_SESSION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backends/backend.h"
+#include "runtime/sampler.h"
+#include "serialization/engine_reader.h"
+
+namespace dsrt::runtime {
+
+struct SessionOptions {
+  std::string backend = "reference";
+  int rank = 0;
+  int max_sequences = 1;
+  // Recompute every weight's checksum at load (a bit flip in a weight is then an
+  // error, not a wrong answer). Costs one read of the weights.
+  bool verify_weights = true;
+};
+
+// A loaded engine ready to run steps: the rank's graph compiled for a backend,
+// and a KV cache shaped by the graph's attention ops.
+class Session {
+ public:
+  static absl::StatusOr<std::unique_ptr<Session>> Open(const std::string& engine_path, const SessionOptions& options);
+
+  const serialization::EngineProto& engine() const { return engine_->proto(); }
+  int64_t vocab_size() const { return engine_->proto().info().vocab_size(); }
+  int64_t max_seq_len() const { return engine_->proto().info().max_seq_len(); }
+  int64_t eos_token_id() const { return engine_->proto().info().eos_token_id(); }
+  const backends::CacheLayout& cache_layout() const { return cache_->layout(); }
+
+  // Runs one step; positions must lie inside the engine's max sequence length.
+  absl::Status Step(const backends::StepInput& step, backends::StepOutput* out);
+
+ private:
+  std::unique_ptr<serialization::Engine> engine_;
+  std::unique_ptr<ir::Graph> graph_;
+  std::unique_ptr<backends::Backend> backend_;
+  std::unique_ptr<backends::Executable> executable_;
+  std::unique_ptr<backends::KvCache> cache_;
+};
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 16;
+  SamplingParams sampling;
+  bool stop_at_eos = true;
+  bool keep_prompt_logits = false;  // the logits of every prompt position
+};
+
+struct GenerateResult {
+  std::vector<int32_t> generated;
+  std::vector<float> prompt_logits;  // [prompt, vocab] when asked for
+  int64_t vocab = 0;
+  std::string finish_reason;  // "stop" (EOS) or "length"
+};
+
+// Prefills `prompt` in one step, then decodes token by token through the KV cache.
+// `on_token` sees each generated token as it is chosen.
+absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
+                                        const GenerateOptions& options,
+                                        const std::function<void(int32_t)>& on_token = {});
+
+}  // namespace dsrt::runtime
+
+#endif  // DSRT_RUNTIME_SESSION_H_

@@ -1,0 +1,253 @@
+// dsrt: the command line. It parses arguments, calls the library, and prints;
+// everything else lives in runtime/, models/, passes/ and serialization/.
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "models/config.h"
+#include "models/synth.h"
+#include "runtime/engine_builder.h"
+#include "runtime/inspect.h"
+#include "runtime/npy.h"
+#include "runtime/session.h"
+#include "tools/dsrt/progress.h"
+
+namespace dsrt::cli {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "dsrt: error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// ---- synth ----
+struct SynthArgs {
+  std::string preset;
+  std::string config_path;
+  std::string output;
+  uint64_t seed = 0;
+  int shards = 1;
+};
+
+int RunSynth(const SynthArgs& a) {
+  std::string config_text;
+  if (!a.config_path.empty()) {
+    auto text = ReadFile(a.config_path);
+    if (!text.ok()) return Fail(text.status());
+    config_text = *text;
+  } else {
+    auto text = models::PresetConfigJson(a.preset);
+    if (!text.ok()) return Fail(text.status());
+    config_text = *text;
+  }
+  auto config = models::ParseDeepSeekConfig(config_text, a.config_path.empty() ? a.preset : a.config_path);
+  if (!config.ok()) return Fail(config.status());
+  models::SynthOptions options;
+  options.shards = a.shards;
+  ProgressBar bar;
+  options.progress = [&](int64_t done, int64_t total) { bar.Update("synthesizing", done, total); };
+  if (absl::Status s = models::SynthesizeCheckpoint(*config, config_text, a.output, a.seed, options); !s.ok()) {
+    return Fail(s);
+  }
+  std::printf("wrote %s checkpoint to %s\n", config->model_type.c_str(), a.output.c_str());
+  return 0;
+}
+
+// ---- build ----
+struct BuildArgs {
+  runtime::EngineBuildOptions options;
+  std::string dtype = "bf16";
+};
+
+int RunBuild(BuildArgs& a) {
+  auto dtype = ir::ParseDType(a.dtype);
+  if (!dtype.ok()) return Fail(dtype.status());
+  a.options.dtype = *dtype;
+  ProgressBar bar;
+  a.options.progress = [&](const std::string& stage, int64_t done, int64_t total) { bar.Update(stage, done, total); };
+  auto report = runtime::BuildEngine(a.options);
+  if (!report.ok()) return Fail(report.status());
+  std::printf("built %s: %lld parameters, %lld bytes of weights, KV cache %lld bytes/token, passes: %s\n",
+              a.options.output_path.c_str(), static_cast<long long>(report->parameters),
+              static_cast<long long>(report->weight_bytes), static_cast<long long>(report->kv_cache_bytes_per_token),
+              absl::StrJoin(report->passes_run, ",").c_str());
+  return 0;
+}
+
+// ---- inspect ----
+struct InspectArgs {
+  std::string engine;
+  int rank = 0;
+  std::string dot_path;
+  std::string svg_path;
+  bool json = false;
+};
+
+int RunInspect(const InspectArgs& a) {
+  if (!a.dot_path.empty()) {
+    auto dot = runtime::EngineGraphDot(a.engine, a.rank);
+    if (!dot.ok()) return Fail(dot.status());
+    std::ofstream out(a.dot_path, std::ios::binary);
+    out << *dot;
+    if (!out) return Fail(absl::PermissionDeniedError("cannot write " + a.dot_path));
+  }
+  if (!a.svg_path.empty()) {
+    if (absl::Status s = runtime::RenderEngineGraph(a.engine, a.rank, a.svg_path, "svg"); !s.ok()) return Fail(s);
+  }
+  if (!a.dot_path.empty() || !a.svg_path.empty()) {
+    if (!a.json) return 0;
+  }
+  auto summary = runtime::SummarizeEngine(a.engine);
+  if (!summary.ok()) return Fail(summary.status());
+  std::printf("%s\n", a.json ? summary->ToJson().dump().c_str() : summary->ToText().c_str());
+  return 0;
+}
+
+// ---- run ----
+struct RunArgs {
+  std::string engine;
+  std::string ids;
+  int64_t max_new_tokens = 16;
+  bool greedy = false;
+  std::optional<double> temperature;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+  bool json = false;
+  std::string dump_logits;
+  std::string backend = "reference";
+};
+
+absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &id)) {
+      return absl::InvalidArgumentError("--ids: '" + std::string(part) + "' is not a token id");
+    }
+    ids.push_back(id);
+  }
+  if (ids.empty()) return absl::InvalidArgumentError("--ids: no token ids given");
+  return ids;
+}
+
+int RunRun(const RunArgs& a) {
+  auto ids = ParseIds(a.ids);
+  if (!ids.ok()) return Fail(ids.status());
+  runtime::SessionOptions session_options;
+  session_options.backend = a.backend;
+  auto session = runtime::Session::Open(a.engine, session_options);
+  if (!session.ok()) return Fail(session.status());
+
+  runtime::GenerateOptions options;
+  options.max_new_tokens = a.max_new_tokens;
+  options.sampling.greedy = a.greedy || !a.temperature.has_value() || *a.temperature == 0.0;
+  options.sampling.temperature = a.temperature.value_or(1.0);
+  options.sampling.top_p = a.top_p;
+  options.sampling.top_k = a.top_k;
+  options.sampling.seed = a.seed;
+  options.keep_prompt_logits = !a.dump_logits.empty();
+  auto result = runtime::Generate(**session, *ids, options);
+  if (!result.ok()) return Fail(result.status());
+
+  if (!a.dump_logits.empty()) {
+    const int64_t rows = static_cast<int64_t>(ids->size());
+    if (absl::Status s = runtime::WriteNpyF32(a.dump_logits, result->prompt_logits, {rows, result->vocab}); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (a.json) {
+    nlohmann::json line{{"prompt_ids", *ids}, {"generated_ids", result->generated}, {"text", ""},
+                        {"finish_reason", result->finish_reason}};
+    std::printf("%s\n", line.dump().c_str());
+  } else {
+    std::printf("%s\n", absl::StrJoin(result->generated, ",").c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"dsrt: compile DeepSeek checkpoints into engines and run them on CPUs"};
+  app.require_subcommand(1);
+
+  SynthArgs synth;
+  auto* synth_cmd = app.add_subcommand("synth", "write a random-weight checkpoint in Hugging Face format");
+  auto* preset_opt = synth_cmd->add_option("--preset", synth.preset, "tiny-v2-lite, tiny-v2, tiny-v3, bench-l4, v2-lite-full");
+  synth_cmd->add_option("--config", synth.config_path, "a config.json to synthesize weights for")->excludes(preset_opt);
+  synth_cmd->add_option("--output", synth.output, "output directory")->required();
+  synth_cmd->add_option("--seed", synth.seed, "random seed");
+  synth_cmd->add_option("--shards", synth.shards, "number of safetensors files");
+
+  BuildArgs build;
+  auto* build_cmd = app.add_subcommand("build", "compile a checkpoint into an engine file");
+  build_cmd->add_option("--checkpoint", build.options.checkpoint_dir, "Hugging Face checkpoint directory")->required();
+  build_cmd->add_option("--output", build.options.output_path, "engine file to write")->required();
+  build_cmd->add_option("--dtype", build.dtype, "activation dtype: f32 or bf16");
+  build_cmd->add_option("--weights", build.options.weights, "weight storage: bf16, int8, int4");
+  build_cmd->add_option("--tp", build.options.tp, "tensor-parallel ranks");
+  build_cmd->add_option("--ep", build.options.ep, "expert-parallel ranks");
+  build_cmd->add_option("--max-batch", build.options.max_batch, "sequences decoded together");
+  build_cmd->add_option("--max-seq-len", build.options.max_seq_len, "longest sequence (prompt + generated)");
+  build_cmd->add_option("--disable-pass", build.options.disabled_passes, "skip an optimization pass");
+  build_cmd->add_option("--dump-dir", build.options.dump_dir, "write the graph (text and dot) after every pass");
+
+  InspectArgs inspect;
+  auto* inspect_cmd = app.add_subcommand("inspect", "summarize an engine, or draw its graph");
+  inspect_cmd->add_option("engine", inspect.engine, "engine file")->required();
+  inspect_cmd->add_option("--rank", inspect.rank, "which rank's graph to draw");
+  inspect_cmd->add_option("--dot", inspect.dot_path, "write the graph as GraphViz dot");
+  inspect_cmd->add_option("--svg", inspect.svg_path, "render the graph to svg");
+  inspect_cmd->add_flag("--json", inspect.json, "print one JSON object");
+
+  RunArgs run;
+  auto* run_cmd = app.add_subcommand("run", "generate from a prompt");
+  run_cmd->add_option("engine", run.engine, "engine file")->required();
+  run_cmd->add_option("--ids", run.ids, "prompt token ids, comma-separated")->required();
+  run_cmd->add_option("--max-new-tokens", run.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  auto* greedy_opt = run_cmd->add_flag("--greedy", run.greedy, "pick the most likely token");
+  run_cmd->add_option("--temperature", run.temperature, "sampling temperature")->excludes(greedy_opt);
+  run_cmd->add_option("--top-p", run.top_p, "nucleus sampling mass");
+  run_cmd->add_option("--top-k", run.top_k, "sample among the k most likely");
+  run_cmd->add_option("--seed", run.seed, "sampling seed");
+  run_cmd->add_flag("--json", run.json, "print one JSON object per prompt");
+  run_cmd->add_option("--dump-logits", run.dump_logits, "write prompt logits [T, vocab] as .npy");
+  run_cmd->add_option("--backend", run.backend, "reference");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*synth_cmd) {
+    if (synth.preset.empty() && synth.config_path.empty()) return Fail(absl::InvalidArgumentError("synth needs --preset or --config"));
+    return RunSynth(synth);
+  }
+  if (*build_cmd) return RunBuild(build);
+  if (*inspect_cmd) return RunInspect(inspect);
+  if (*run_cmd) return RunRun(run);
+  return 1;
+}
+
+}  // namespace dsrt::cli
+
+int main(int argc, char** argv) { return dsrt::cli::Main(argc, argv); }
