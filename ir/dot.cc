@@ -1,6 +1,7 @@
 #include "ir/dot.h"
 
 #include <gvc.h>
+#include <gvplugin.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -8,12 +9,26 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+
+// GraphViz 2.42's dot layout leaks the virtual nodes and edges it makes for
+// clusters, whatever the caller frees (upstream: "Memory leak in virtual_node when
+// dot lays out clusters", ellson/MOTHBALLED-graphviz#65 and #649). Under
+// AddressSanitizer those leaks would fail every program that renders a graph, so
+// this library tells LeakSanitizer about them. With the default fast unwinder the
+// leaks' stacks end in libgvc's gmalloc, hence both modules. Weak: a program
+// with suppressions of its own defines this function and should include these.
+extern "C" __attribute__((weak)) const char* __lsan_default_suppressions() {
+  return "leak:libgvplugin_dot_layout.so\n"
+         "leak:libgvc.so\n";
+}
 
 namespace dsrt::ir {
 namespace {
@@ -27,10 +42,56 @@ struct GraphCloser {
 };
 using AgraphPtr = std::unique_ptr<Agraph_t, GraphCloser>;
 
+// The GraphViz plugins dsrt renders with, linked in instead of found through
+// GraphViz's config file: the dot layout and the core renderers (svg, dot, json,
+// ps, fig, ...). Leaving out the pango/cairo text layout keeps fontconfig's caches
+// (which leak) out of the process, and with them a 2.42 bug where pango reads a
+// freed font name once a second context has been made.
+extern "C" gvplugin_library_t gvplugin_core_LTX_library;
+extern "C" gvplugin_library_t gvplugin_dot_layout_LTX_library;
+
+const lt_symlist_t kPlugins[] = {
+    {"gvplugin_core_LTX_library", &gvplugin_core_LTX_library},
+    {"gvplugin_dot_layout_LTX_library", &gvplugin_dot_layout_LTX_library},
+    {nullptr, nullptr},
+};
+
 struct ContextFreer {
   void operator()(GVC_t* gvc) const { gvFreeContext(gvc); }
 };
 using ContextPtr = std::unique_ptr<GVC_t, ContextFreer>;
+
+// GraphViz keeps global state (its error handler among it) and is not thread-safe.
+std::mutex& GraphvizMutex() {
+  static auto* mutex = new std::mutex;
+  return *mutex;
+}
+
+// GraphViz's messages, collected while a render runs instead of going to stderr.
+std::string* captured_messages = nullptr;  // guarded by GraphvizMutex()
+
+int CaptureMessage(char* message) {
+  if (captured_messages != nullptr) absl::StrAppend(captured_messages, message);
+  return 0;
+}
+
+class MessageCapture {
+ public:
+  MessageCapture() : previous_(agseterrf(CaptureMessage)) { captured_messages = &messages_; }
+  ~MessageCapture() {
+    agseterrf(previous_);
+    captured_messages = nullptr;
+  }
+  // " (GraphViz: ...)", or nothing when GraphViz said nothing.
+  std::string Explanation() const {
+    std::string text(absl::StripAsciiWhitespace(messages_));
+    return text.empty() ? "" : absl::StrCat(" (GraphViz: ", text, ")");
+  }
+
+ private:
+  agusererrf previous_;
+  std::string messages_;
+};
 
 // Fill colour of an op by family; new ops fall into one by their name.
 const char* FillColor(absl::string_view op) {
@@ -104,6 +165,7 @@ AgraphPtr BuildAgraph(const Graph& graph, const DotOptions& options) {
   agattr(g.get(), AGNODE, C("fontsize"), C("11"));
   agattr(g.get(), AGNODE, C("label"), C("\\N"));
   agattr(g.get(), AGEDGE, C("color"), C("#555555"));
+  agattr(g.get(), AGEDGE, C("fontsize"), C("9"));
 
   absl::flat_hash_map<std::string, Agraph_t*> clusters;
   absl::flat_hash_map<const Node*, Agnode_t*> drawn;
@@ -142,7 +204,8 @@ AgraphPtr BuildAgraph(const Graph& graph, const DotOptions& options) {
       if (input == nullptr) continue;
       auto tail = drawn.find(input->producer());
       if (tail == drawn.end()) continue;  // a hidden weight
-      agedge(g.get(), tail->second, n, nullptr, 1);
+      Agedge_t* e = agedge(g.get(), tail->second, n, nullptr, 1);
+      if (input->producer()->num_outputs() > 1) Set(e, "taillabel", absl::StrCat(input->index()));
     }
   }
 
@@ -165,24 +228,10 @@ AgraphPtr BuildAgraph(const Graph& graph, const DotOptions& options) {
   return g;
 }
 
-// "svg", "png", ... as the loaded device plugins name them ("png:cairo" counts as "png").
-std::vector<std::string> DeviceFormats(GVC_t* gvc) {
-  std::vector<std::string> formats;
-  int count = 0;
-  char** list = gvPluginList(gvc, "device", &count, nullptr);
-  if (list == nullptr) return formats;
-  for (int i = 0; i < count; ++i) {
-    std::string name = list[i];
-    formats.push_back(name.substr(0, name.find(':')));
-    free(list[i]);
-  }
-  free(list);
-  return formats;
-}
-
 }  // namespace
 
 std::string GraphToDot(const Graph& graph, const DotOptions& options) {
+  std::lock_guard<std::mutex> lock(GraphvizMutex());
   AgraphPtr g = BuildAgraph(graph, options);
   char* buffer = nullptr;
   size_t size = 0;
@@ -204,21 +253,21 @@ absl::Status RenderGraph(const Graph& graph, const std::string& path, absl::stri
   }
   std::fclose(probe);
 
-  ContextPtr gvc(gvContext());
+  std::lock_guard<std::mutex> lock(GraphvizMutex());
+  MessageCapture messages;
+  ContextPtr gvc(gvContextPlugins(kPlugins, /*demand_loading=*/0));
   if (gvc == nullptr) return absl::InternalError(absl::StrCat("cannot render ", path, ": no GraphViz context"));
-  const std::vector<std::string> formats = DeviceFormats(gvc.get());
-  if (std::find(formats.begin(), formats.end(), format) == formats.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot render ", path, ": GraphViz has no '", format,
-                                                   "' format (it has ", absl::StrJoin(formats, ", "), ")"));
-  }
   AgraphPtr g = BuildAgraph(graph, options);
-  if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
-    return absl::InternalError(absl::StrCat("cannot render ", path, ": GraphViz's dot layout failed"));
-  }
-  const int rendered = gvRenderFilename(gvc.get(), g.get(), std::string(format).c_str(), path.c_str());
+  const int laid_out = gvLayout(gvc.get(), g.get(), "dot");
+  const int rendered = laid_out == 0 ? gvRenderFilename(gvc.get(), g.get(), std::string(format).c_str(), path.c_str()) : -1;
   gvFreeLayout(gvc.get(), g.get());
+  if (laid_out != 0) {
+    return absl::InternalError(absl::StrCat("cannot render ", path, ": the dot layout failed", messages.Explanation()));
+  }
   if (rendered != 0) {
-    return absl::InternalError(absl::StrCat("cannot render ", path, " as ", format));
+    std::remove(path.c_str());
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot render ", path, " as '", format, "'", messages.Explanation()));
   }
   return absl::OkStatus();
 }

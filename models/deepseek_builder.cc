@@ -38,7 +38,7 @@ class DeepSeekGraphWriter {
   absl::Status Write() {
     Value* ids = b_.Parameter("token_ids", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
     positions_ = b_.Parameter("positions", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
-    Value* h = b_.Op("Embedding", {Weight(kEmbedTokens, {c_.vocab_size, c_.hidden_size}), ids},
+    Value* h = b_.Op("Embedding", {Weight(std::string(kEmbedTokens), {c_.vocab_size, c_.hidden_size}), ids},
                      {{"dtype", DTypeString(act_)}}, "embed");
     for (int64_t layer = 0; layer < c_.num_hidden_layers; ++layer) {
       b_.SetScope(absl::StrCat("layers.", layer));
@@ -66,9 +66,9 @@ class DeepSeekGraphWriter {
   }
 
   Value* DecoderLayer(int64_t layer, Value* h) {
-    Value* x = Norm(h, LayerTensor(layer, "input_layernorm.weight"), c_.hidden_size);
+    Value* x = Norm(h, LayerTensor(layer, kInputLayernorm), c_.hidden_size);
     h = b_.Add(h, Attention(layer, x), "attn_residual");
-    x = Norm(h, LayerTensor(layer, "post_attention_layernorm.weight"), c_.hidden_size);
+    x = Norm(h, LayerTensor(layer, kPostAttentionLayernorm), c_.hidden_size);
     Value* mlp = c_.IsMoeLayer(layer) ? Moe(layer, x) : Mlp(layer, "mlp", c_.intermediate_size, x);
     return b_.Add(h, mlp, "mlp_residual");
   }
@@ -86,20 +86,20 @@ class DeepSeekGraphWriter {
     Value* q;
     if (c_.q_lora_rank.has_value()) {
       const int64_t q_rank = *c_.q_lora_rank;
-      Value* qa = b_.Linear(x, W("self_attn.q_a_proj.weight", {q_rank, c_.hidden_size}), "q_a");
-      qa = Norm(qa, LayerTensor(layer, "self_attn.q_a_layernorm.weight"), q_rank);
-      q = b_.Linear(qa, W("self_attn.q_b_proj.weight", {heads * qk, q_rank}), "q");
+      Value* qa = b_.Linear(x, W(kQAProj, {q_rank, c_.hidden_size}), "q_a");
+      qa = Norm(qa, LayerTensor(layer, kQALayernorm), q_rank);
+      q = b_.Linear(qa, W(kQBProj, {heads * qk, q_rank}), "q");
     } else {
-      q = b_.Linear(x, W("self_attn.q_proj.weight", {heads * qk, c_.hidden_size}), "q");
+      q = b_.Linear(x, W(kQProj, {heads * qk, c_.hidden_size}), "q");
     }
     q = b_.Reshape(q, {0, heads, qk});
     Value* q_nope = b_.Slice(q, 2, 0, nope, "q_nope");
     Value* q_pe = Rope(b_.Slice(q, 2, nope, qk, "q_pe"));
 
-    Value* kv_a = b_.Linear(x, W("self_attn.kv_a_proj_with_mqa.weight", {rank + rope, c_.hidden_size}), "kv_a");
-    Value* c_kv = Norm(b_.Slice(kv_a, 1, 0, rank, "c_kv"), LayerTensor(layer, "self_attn.kv_a_layernorm.weight"), rank);
+    Value* kv_a = b_.Linear(x, W(kKvAProjWithMqa, {rank + rope, c_.hidden_size}), "kv_a");
+    Value* c_kv = Norm(b_.Slice(kv_a, 1, 0, rank, "c_kv"), LayerTensor(layer, kKvALayernorm), rank);
     Value* k_pe = Rope(b_.Reshape(b_.Slice(kv_a, 1, rank, rank + rope), {0, 1, rope}, "k_pe"));
-    Value* kv = b_.Reshape(b_.Linear(c_kv, W("self_attn.kv_b_proj.weight", {heads * (nope + v_dim), rank}), "kv"),
+    Value* kv = b_.Reshape(b_.Linear(c_kv, W(kKvBProj, {heads * (nope + v_dim), rank}), "kv"),
                            {0, heads, nope + v_dim});
     Value* k_nope = b_.Slice(kv, 2, 0, nope, "k_nope");
     Value* v = b_.Slice(kv, 2, nope, nope + v_dim, "v");
@@ -110,7 +110,7 @@ class DeepSeekGraphWriter {
     Value* attn = b_.Op("Attention", {query, key, v, positions_},
                         {{"cache_slot", layer}, {"scale", AttentionSoftmaxScale(c_)}}, "attn");
     attn = b_.Reshape(attn, {0, heads * v_dim});
-    return b_.Linear(attn, W("self_attn.o_proj.weight", {c_.hidden_size, heads * v_dim}), "attn_out");
+    return b_.Linear(attn, W(kOProj, {c_.hidden_size, heads * v_dim}), "attn_out");
   }
 
   // down(silu(gate(x)) * up(x)); `prefix` is "mlp", "mlp.shared_experts" or "mlp.experts.J".
@@ -125,8 +125,8 @@ class DeepSeekGraphWriter {
 
   ir::AttrMap RouterAttrs() const {
     const bool v3 = c_.model_type == "deepseek_v3";
-    // HF V2 renormalizes or scales, never both; HF V3 renormalizes, then always scales.
-    const bool normalize = c_.norm_topk_prob && (v3 || c_.num_experts_per_tok > 1);
+    // HF V2 renormalizes (top_k > 1) or scales, never both; HF V3 renormalizes, then always scales.
+    const bool normalize = c_.norm_topk_prob && c_.num_experts_per_tok > 1;
     const double scaling = v3 || !normalize ? c_.routed_scaling_factor : 1.0;
     std::string method = "greedy";
     if (c_.topk_method == TopkMethod::kGroupLimitedGreedy) method = "group_limited_greedy";
@@ -142,10 +142,10 @@ class DeepSeekGraphWriter {
   }
 
   Value* Moe(int64_t layer, Value* x) {
-    std::vector<Value*> router_inputs = {x, Weight(LayerTensor(layer, "mlp.gate.weight"),
+    std::vector<Value*> router_inputs = {x, Weight(LayerTensor(layer, kRouterGate),
                                                    {c_.n_routed_experts, c_.hidden_size})};
     if (c_.topk_method == TopkMethod::kNoauxTc) {
-      router_inputs.push_back(Weight(LayerTensor(layer, "mlp.gate.e_score_correction_bias"), {c_.n_routed_experts}));
+      router_inputs.push_back(Weight(LayerTensor(layer, kRouterBias), {c_.n_routed_experts}));
     }
     std::vector<Value*> routed = b_.MultiOp("Router", router_inputs, RouterAttrs(), {"topk_ids", "topk_weights"});
     if (routed.size() != 2) return nullptr;

@@ -29,7 +29,8 @@ absl::Status CheckFields(const EngineHeader& h) {
     return absl::DataLossError(absl::StrCat("header says it is ", h.header_bytes, " bytes long, not ", kHeaderBytes));
   }
   if (h.proto_offset != kHeaderBytes) {
-    return absl::DataLossError(absl::StrCat("header puts the engine proto at ", h.proto_offset, ", not ", kHeaderBytes));
+    return absl::DataLossError(
+        absl::StrCat("header puts the engine proto at ", h.proto_offset, ", not ", kHeaderBytes));
   }
   if (h.proto_bytes > h.file_bytes || h.proto_offset > h.file_bytes - h.proto_bytes) {
     return absl::DataLossError(absl::StrCat("header puts the engine proto (", h.proto_bytes, " bytes at ",
@@ -40,8 +41,8 @@ absl::Status CheckFields(const EngineHeader& h) {
 
 }  // namespace
 
-absl::Status CheckWeightBytes(absl::string_view dtype, absl::Span<const int64_t> shape,
-                              absl::string_view quant_scheme, int64_t bytes) {
+absl::Status CheckWeightBytes(absl::string_view dtype, absl::Span<const int64_t> shape, absl::string_view quant_scheme,
+                              int64_t bytes) {
   auto parsed = ir::ParseDType(dtype);
   if (!parsed.ok()) return parsed.status();
   int64_t elements = 1;
@@ -53,8 +54,8 @@ absl::Status CheckWeightBytes(absl::string_view dtype, absl::Span<const int64_t>
   }
   const int64_t expected = ir::DTypeBytes(*parsed, elements);
   if (!quant_scheme.empty() || bytes == expected) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(bytes, " bytes, but ", dtype, "[", absl::StrJoin(shape, ","),
-                                                 "] takes ", expected));
+  return absl::InvalidArgumentError(
+      absl::StrCat(bytes, " bytes, but ", dtype, "[", absl::StrJoin(shape, ","), "] takes ", expected));
 }
 
 uint32_t Crc32(const void* data, size_t n) {
@@ -76,7 +77,8 @@ std::array<uint8_t, kHeaderBytes> EncodeHeader(const EngineHeader& header) {
 
 absl::StatusOr<EngineHeader> DecodeHeader(absl::Span<const uint8_t> bytes) {
   const size_t magic = std::min(bytes.size(), sizeof kEngineMagic);
-  if (std::memcmp(bytes.data(), kEngineMagic, magic) != 0) return absl::InvalidArgumentError("not a dsrt engine (bad magic)");
+  if (std::memcmp(bytes.data(), kEngineMagic, magic) != 0)
+    return absl::InvalidArgumentError("not a dsrt engine (bad magic)");
   if (bytes.size() < kHeaderBytes) {
     return absl::DataLossError(
         absl::StrCat("truncated: expected at least ", kHeaderBytes, " bytes, found ", bytes.size()));

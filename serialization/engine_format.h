@@ -51,15 +51,13 @@ absl::StatusOr<EngineHeader> DecodeHeader(absl::Span<const uint8_t> bytes);
 // A weight without a quant scheme holds exactly its elements: `bytes` must be
 // DTypeBytes(dtype, product of shape). A quantized weight's packing is its
 // scheme's business; only its dtype and dims are checked.
-absl::Status CheckWeightBytes(absl::string_view dtype, absl::Span<const int64_t> shape,
-                              absl::string_view quant_scheme, int64_t bytes);
+absl::Status CheckWeightBytes(absl::string_view dtype, absl::Span<const int64_t> shape, absl::string_view quant_scheme,
+                              int64_t bytes);
 
 // zlib's crc32 of `n` bytes (any length, including more than 4 GiB).
 uint32_t Crc32(const void* data, size_t n);
 
-inline int64_t AlignUp(int64_t value, int64_t alignment) {
-  return (value + alignment - 1) / alignment * alignment;
-}
+inline int64_t AlignUp(int64_t value, int64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
 }  // namespace dsrt::serialization
 

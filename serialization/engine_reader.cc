@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/logging.h"
 #include "ir/status_macros.h"
 #include "serialization/engine_format.h"
 #include "serialization/graph_proto.h"
@@ -65,6 +66,7 @@ absl::StatusOr<EngineProto> ReadProto(int fd, const EngineHeader& header) {
     return absl::DataLossError("engine proto checksum mismatch: the file is corrupt");
   }
   EngineProto proto;
+  google::protobuf::LogSilencer quiet;  // our error says it; protobuf's log line would repeat it
   if (!proto.ParseFromString(bytes)) return absl::DataLossError("the engine proto does not parse: the file is corrupt");
   return proto;
 }
@@ -93,7 +95,8 @@ absl::Status CheckSectionWeights(const RankSection& section) {
 absl::Status CheckLayout(const EngineProto& proto, const EngineHeader& header) {
   if (proto.format_version() != kEngineFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat("engine format version ", proto.format_version(),
-                                                      ", this dsrt reads ", kEngineFormatVersion, ": rebuild the engine"));
+                                                      ", this dsrt reads ", kEngineFormatVersion,
+                                                      ": rebuild the engine"));
   }
   if (proto.world_size() < 1 || proto.ranks_size() != proto.world_size()) {
     return absl::DataLossError(absl::StrCat("world size ", proto.world_size(), " but ", proto.ranks_size(),

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "google/protobuf/util/message_differencer.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "serialization/engine_format.h"
 #include "serialization/engine_reader.h"
@@ -18,12 +18,12 @@
 namespace dsrt::serialization {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using test_engines::MakeTestGraph;
 using test_engines::MakeTestMtpGraph;
 using test_engines::MakeTestWeights;
 using test_engines::TestWeight;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -31,7 +31,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 bool SameProto(const google::protobuf::Message& a, const google::protobuf::Message& b) {
@@ -62,7 +63,9 @@ class EngineTest : public ::testing::Test {
     return std::string(engine.status().message());
   }
 
-  EngineHeader Header() { return *DecodeHeader(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes_.data()), 64)); }
+  EngineHeader Header() {
+    return *DecodeHeader(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes_.data()), 64));
+  }
 
   const EngineProto& Proto() {
     if (!proto_.ok()) proto_ = Engine::Open(path_, -1);
@@ -190,8 +193,8 @@ TEST_F(EngineTest, TruncationIsReportedWithBothSizes) {
                 HasSubstr(absl::StrCat("truncated: expected at least 64 bytes, found ", size)));
   }
   for (int64_t size : {int64_t{64}, proto_end / 2, proto_end, weights_at + 100, full - 1}) {
-    EXPECT_THAT(OpenError(bytes_.substr(0, size)), HasSubstr(absl::StrCat("truncated: expected ", full,
-                                                                          " bytes, found ", size)));
+    EXPECT_THAT(OpenError(bytes_.substr(0, size)),
+                HasSubstr(absl::StrCat("truncated: expected ", full, " bytes, found ", size)));
   }
 }
 
@@ -275,8 +278,12 @@ TEST_F(EngineTest, EmptyMissingAndDirectory) {
 
 class EngineWriterTest : public EngineTest {
  protected:
-  absl::Status Write(const std::function<void(std::vector<WeightToWrite>&)>& edit,
-                     const ir::Graph* graph = nullptr) {
+  void SetUp() override {
+    EngineTest::SetUp();
+    out_ = dir_ + "/written.engine";
+  }
+
+  absl::Status Write(const std::function<void(std::vector<WeightToWrite>&)>& edit, const ir::Graph* graph = nullptr) {
     auto test_graph = MakeTestGraph(300);
     auto weights = MakeTestWeights(0, 300);
     std::vector<WeightToWrite> to_write = test_engines::ToWrite(weights);
@@ -291,7 +298,7 @@ class EngineWriterTest : public EngineTest {
     EXPECT_FALSE(std::filesystem::exists(out_ + ".tmp"));
   }
 
-  std::string out_ = ::testing::TempDir() + "/engine_writer_test.engine";
+  std::string out_;
 };
 
 TEST_F(EngineWriterTest, ReportsProgressInBytes) {
@@ -309,13 +316,11 @@ TEST_F(EngineWriterTest, ReportsProgressInBytes) {
   EXPECT_EQ(calls.back(), std::make_pair(total, total));
   for (size_t i = 1; i < calls.size(); ++i) EXPECT_GE(calls[i].first, calls[i - 1].first);
   EXPECT_FALSE(std::filesystem::exists(out_ + ".tmp"));
-  std::filesystem::remove(out_);
 }
 
 TEST_F(EngineWriterTest, IsDeterministic) {
   ASSERT_TRUE(test_engines::WriteTestEngine(out_).ok());
   EXPECT_EQ(ReadFile(out_), bytes_);
-  std::filesystem::remove(out_);
 }
 
 TEST_F(EngineWriterTest, ReplacesAnExistingEngine) {
@@ -324,7 +329,6 @@ TEST_F(EngineWriterTest, ReplacesAnExistingEngine) {
   auto engine = Engine::Open(out_, 0);
   ASSERT_TRUE(engine.ok()) << engine.status();
   EXPECT_EQ((*engine)->world_size(), 1);
-  std::filesystem::remove(out_);
 }
 
 TEST_F(EngineWriterTest, FailingFillNamesTheWeightAndLeavesNoFile) {
@@ -355,7 +359,6 @@ TEST_F(EngineWriterTest, QuantizedWeightsKeepTheirOwnPacking) {
   ASSERT_TRUE(engine.ok()) << engine.status();
   EXPECT_EQ((*engine)->proto().ranks(0).weights().rbegin()->quant_scheme(), "int4-g32");
   EXPECT_TRUE((*engine)->VerifyWeights().ok());
-  std::filesystem::remove(out_);
 }
 
 TEST_F(EngineWriterTest, DuplicateWeight) {
@@ -374,6 +377,26 @@ TEST_F(EngineWriterTest, InvalidGraphIsRefused) {
   ir::Graph empty("empty");
   absl::Status s = Write([](std::vector<WeightToWrite>&) {}, &empty);
   EXPECT_THAT(std::string(s.message()), AllOf(HasSubstr(out_), HasSubstr("has no outputs")));
+  ExpectNothingWritten();
+}
+
+TEST_F(EngineWriterTest, TextThatIsNotUtf8IsRefusedBeforeAnyWeight) {
+  auto graph = MakeTestGraph(300);
+  EngineProto metadata = test_engines::MakeTestMetadata();
+  metadata.set_tokenizer_json("{\"\xff\xfe\": 1}");
+  bool filled = false;
+  auto weights = MakeTestWeights(0, 300);
+  std::vector<RankContents> ranks;
+  ranks.push_back({graph.get(), nullptr, test_engines::ToWrite(weights)});
+  for (WeightToWrite& w : ranks[0].weights) {
+    w.fill = [&filled](void*) {
+      filled = true;
+      return absl::OkStatus();
+    };
+  }
+  absl::Status s = WriteEngine(out_, metadata, std::move(ranks));
+  EXPECT_THAT(std::string(s.message()), AllOf(HasSubstr(out_), HasSubstr("UTF-8")));
+  EXPECT_FALSE(filled);
   ExpectNothingWritten();
 }
 

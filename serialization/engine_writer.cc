@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/stubs/logging.h"
 #include "ir/status_macros.h"
 #include "ir/verifier.h"
 #include "serialization/engine_format.h"
@@ -180,6 +181,18 @@ absl::Status WriteWeight(int fd, const WeightToWrite& weight, WeightEntry& entry
   return status;
 }
 
+// Protobuf writes a proto3 string that is not UTF-8 but refuses to read it
+// back: find that out before the weights are written, not when the engine is
+// loaded.
+absl::Status CheckParsesBack(const EngineProto& proto) {
+  google::protobuf::LogSilencer quiet;
+  EngineProto back;
+  if (back.ParseFromString(proto.SerializeAsString())) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "the engine metadata would not read back: a string in it (config.json, tokenizer.json, "
+      "tokenizer_config.json, a name) is not valid UTF-8");
+}
+
 absl::StatusOr<std::string> SerializeDeterministic(const EngineProto& proto, int64_t expected_bytes) {
   std::string bytes(static_cast<size_t>(expected_bytes), '\0');
   google::protobuf::io::ArrayOutputStream stream(bytes.data(), static_cast<int>(bytes.size()));
@@ -201,6 +214,7 @@ absl::Status WriteEngineTo(TmpFile& file, const std::string& path, EngineProto& 
     return absl::ResourceExhaustedError(
         absl::StrCat("the engine proto is ", proto_bytes, " bytes, more than protobuf's 2 GiB limit"));
   }
+  DSRT_RETURN_IF_ERROR(CheckParsesBack(proto));
   const int64_t file_bytes = LayOut(proto, ranks, proto_bytes);
   int64_t total = 0;
   for (const RankContents& rank : ranks) {

@@ -109,7 +109,8 @@ absl::Status AddNodeFromProto(const NodeProto& proto, ir::Graph& graph) {
   std::vector<ir::Value*> inputs;
   for (const std::string& name : proto.inputs()) {
     ir::Value* value = graph.FindValue(name);
-    if (value == nullptr) return absl::InvalidArgumentError(absl::StrCat("reads %", name, ", which no earlier node defines"));
+    if (value == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("reads %", name, ", which no earlier node defines"));
     inputs.push_back(value);
   }
   std::vector<ir::TensorType> types;
@@ -121,14 +122,16 @@ absl::Status AddNodeFromProto(const NodeProto& proto, ir::Graph& graph) {
       return absl::InvalidArgumentError(absl::StrCat("redefines %", output.name()));
     }
     auto type = TypeFromProto(output);
-    if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat("output %", output.name(), ": ", type.status().message()));
+    if (!type.ok())
+      return absl::InvalidArgumentError(absl::StrCat("output %", output.name(), ": ", type.status().message()));
     types.push_back(*std::move(type));
     names.push_back(output.name());
   }
   ir::AttrMap attrs;
   for (const auto& [name, value] : proto.attrs()) {
     auto attr = AttrFromProto(value);
-    if (!attr.ok()) return absl::InvalidArgumentError(absl::StrCat("attribute '", name, "': ", attr.status().message()));
+    if (!attr.ok())
+      return absl::InvalidArgumentError(absl::StrCat("attribute '", name, "': ", attr.status().message()));
     attrs.Set(name, *std::move(attr));
   }
   graph.AddNode(proto.op(), std::move(inputs), std::move(attrs), std::move(types), std::move(names), proto.scope());
@@ -157,7 +160,8 @@ absl::StatusOr<std::unique_ptr<ir::Graph>> GraphFromProto(const GraphProto& prot
   for (const std::string& name : proto.outputs()) {
     ir::Value* value = graph->FindValue(name);
     if (value == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("graph '", proto.name(), "' returns %", name, ", which no node defines"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("graph '", proto.name(), "' returns %", name, ", which no node defines"));
     }
     graph->AddOutput(value);
   }

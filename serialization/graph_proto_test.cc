@@ -1,7 +1,7 @@
 #include "serialization/graph_proto.h"
 
-#include "google/protobuf/util/message_differencer.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "ir/builder.h"
 #include "serialization/test_engines.h"
@@ -46,9 +46,12 @@ TEST(GraphProtoTest, RoundTripKeepsEveryNodeValueAndAttribute) {
 
 TEST(GraphProtoTest, EveryAttributeKindRoundTrips) {
   ir::Graph graph("attrs");
-  ir::AttrMap attrs = {{"name", std::string("x")},  {"i", int64_t{-7}},
-                       {"f", -0.25},                 {"ints", std::vector<int64_t>{3, -1, 0}},
-                       {"no_ints", std::vector<int64_t>{}}, {"doubles", std::vector<double>{1e-30, 2.5}},
+  ir::AttrMap attrs = {{"name", std::string("x")},
+                       {"i", int64_t{-7}},
+                       {"f", -0.25},
+                       {"ints", std::vector<int64_t>{3, -1, 0}},
+                       {"no_ints", std::vector<int64_t>{}},
+                       {"doubles", std::vector<double>{1e-30, 2.5}},
                        {"no_doubles", std::vector<double>{}}};
   ir::Node* node = graph.AddNode("Parameter", {}, attrs, {ir::StaticType(ir::DType::kI4, {0, 3})}, {"x"});
   graph.AddOutput(node->output());
@@ -82,7 +85,8 @@ class GraphProtoErrorTest : public ::testing::Test {
 
 TEST_F(GraphProtoErrorTest, UnknownInputNamesTheNode) {
   NodeNamed("layers.0.y").set_inputs(0, "nowhere");
-  EXPECT_THAT(Error(), AllOf(HasSubstr("graph 'main'"), HasSubstr("%layers.0.y = Add (layers.0)"), HasSubstr("%nowhere")));
+  EXPECT_THAT(Error(),
+              AllOf(HasSubstr("graph 'main'"), HasSubstr("%layers.0.y = Add (layers.0)"), HasSubstr("%nowhere")));
 }
 
 TEST_F(GraphProtoErrorTest, InputDefinedLaterIsUnknown) {

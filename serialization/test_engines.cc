@@ -12,8 +12,8 @@
 namespace dsrt::serialization::test_engines {
 namespace {
 
-using ir::DType;
 using ir::Dim;
+using ir::DType;
 using ir::MakeType;
 using ir::StaticType;
 
@@ -70,19 +70,23 @@ std::unique_ptr<ir::Graph> MakeTestGraph(int64_t vocab) {
     return b.Reshape(b.Linear(h, b.Constant(w, StaticType(DType::kBF16, {8, 8}))), {0, 2, 4});
   };
   ir::Value* q = b.Op("Rope", {heads("wq"), pos}, {{"inv_freq", std::vector<double>{1.0, 0.5}}}, "q_rope");
-  ir::Value* attn = b.Op("Attention", {q, heads("wk"), heads("wv"), pos},
-                         {{"cache_slot", int64_t{0}}, {"scale", 0.5}}, "attn");
+  ir::Value* attn =
+      b.Op("Attention", {q, heads("wk"), heads("wv"), pos}, {{"cache_slot", int64_t{0}}, {"scale", 0.5}}, "attn");
   ir::Value* y = b.Add(x, b.Reshape(attn, {0, 8}), "y");
   ir::Value* act = b.Mul(b.Op("Silu", {y}), y, "act");
   ir::Value* half = b.Slice(act, 1, 0, 4, "half");
   ir::Value* c = b.Op("Concat", {half, half}, {{"axis", int64_t{1}}}, "c");
-  std::vector<ir::Value*> routed = b.MultiOp(
-      "Router", {c, b.Constant("gate", StaticType(DType::kF32, {4, 8}))},
-      {{"scoring", std::string("softmax")}, {"method", std::string("greedy")}, {"top_k", int64_t{2}},
-       {"n_group", int64_t{1}}, {"topk_group", int64_t{1}}, {"normalize", int64_t{1}}, {"scaling", 1.0}},
-      {"topk_ids", "topk_weights"});
-  ir::Value* weight = routed.empty() ? nullptr
-                                     : b.Op("ExpertWeight", {routed[0], routed[1]}, {{"expert", int64_t{1}}}, "w1");
+  std::vector<ir::Value*> routed = b.MultiOp("Router", {c, b.Constant("gate", StaticType(DType::kF32, {4, 8}))},
+                                             {{"scoring", std::string("softmax")},
+                                              {"method", std::string("greedy")},
+                                              {"top_k", int64_t{2}},
+                                              {"n_group", int64_t{1}},
+                                              {"topk_group", int64_t{1}},
+                                              {"normalize", int64_t{1}},
+                                              {"scaling", 1.0}},
+                                             {"topk_ids", "topk_weights"});
+  ir::Value* weight =
+      routed.empty() ? nullptr : b.Op("ExpertWeight", {routed[0], routed[1]}, {{"expert", int64_t{1}}}, "w1");
   ir::Value* z = b.Mul(c, weight, "z");
   b.SetScope("");
   ir::Value* logits = b.Linear(z, b.Constant("lm_head", StaticType(DType::kBF16, {vocab, 8})), "logits");
@@ -101,9 +105,12 @@ std::unique_ptr<ir::Graph> MakeTestMtpGraph(int64_t vocab) {
 
 std::vector<TestWeight> MakeTestWeights(int rank, int64_t vocab) {
   std::vector<TestWeight> weights = {
-      Pattern(rank, "embed", DType::kBF16, {vocab, 8}), Pattern(rank, "norm", DType::kF32, {8}),
-      Pattern(rank, "wq", DType::kBF16, {8, 8}),        Pattern(rank, "wk", DType::kBF16, {8, 8}),
-      Pattern(rank, "wv", DType::kBF16, {8, 8}),        Pattern(rank, "gate", DType::kF32, {4, 8}),
+      Pattern(rank, "embed", DType::kBF16, {vocab, 8}),
+      Pattern(rank, "norm", DType::kF32, {8}),
+      Pattern(rank, "wq", DType::kBF16, {8, 8}),
+      Pattern(rank, "wk", DType::kBF16, {8, 8}),
+      Pattern(rank, "wv", DType::kBF16, {8, 8}),
+      Pattern(rank, "gate", DType::kF32, {4, 8}),
       Pattern(rank, "lm_head", DType::kBF16, {vocab, 8}),
       Pattern(rank, "empty", DType::kF32, {0, 8}),  // a zero-byte weight
       Pattern(rank, "odd", DType::kI4, {3, 5}),     // 8 bytes: the next weight must realign
@@ -150,7 +157,8 @@ absl::Status WriteTestEngine(const std::string& path, int world_size, int64_t vo
   std::vector<std::vector<TestWeight>> weights;
   for (int r = 0; r < world_size; ++r) weights.push_back(MakeTestWeights(r, vocab));
   std::vector<RankContents> ranks;
-  for (int r = 0; r < world_size; ++r) ranks.push_back({graph.get(), r == 0 ? mtp.get() : nullptr, ToWrite(weights[r])});
+  for (int r = 0; r < world_size; ++r)
+    ranks.push_back({graph.get(), r == 0 ? mtp.get() : nullptr, ToWrite(weights[r])});
   return WriteEngine(path, MakeTestMetadata(), std::move(ranks));
 }
 

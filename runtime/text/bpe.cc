@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/text/byte_level.h"
 #include "runtime/text/json_util.h"
+#include "runtime/text/string_view_compat.h"
 #include "runtime/text/utf8.h"
 
 namespace dsrt::text {
@@ -19,7 +20,7 @@ namespace {
 using nlohmann::json;
 
 absl::Status ModelError(std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: model", what));
+  return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: model", AsAbsl(what)));
 }
 
 // True when the optional string/number option is absent or null.
@@ -42,7 +43,7 @@ size_t WordCache::ShardFor(std::string_view word) {
 bool WordCache::Lookup(std::string_view word, std::vector<int32_t>& out) const {
   const Shard& shard = shards_[ShardFor(word)];
   std::lock_guard<std::mutex> lock(shard.mutex);
-  const auto it = shard.entries.find(word);
+  const auto it = shard.entries.find(AsAbsl(word));
   if (it == shard.entries.end()) return false;
   out.insert(out.end(), it->second.begin(), it->second.end());
   return true;
@@ -52,7 +53,7 @@ void WordCache::Insert(std::string_view word, absl::Span<const int32_t> ids) {
   Shard& shard = shards_[ShardFor(word)];
   std::lock_guard<std::mutex> lock(shard.mutex);
   if (shard.entries.size() >= capacity_per_shard_) return;
-  shard.entries.try_emplace(word, ids.begin(), ids.end());
+  shard.entries.try_emplace(std::string(word), ids.begin(), ids.end());
 }
 
 absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model) {
@@ -141,16 +142,17 @@ absl::Status BpeModel::BuildByteTables() {
 }
 
 absl::Status BpeModel::AddMerge(std::string_view left, std::string_view right, int32_t rank) {
-  const auto left_it = vocab_.find(left);
-  const auto right_it = vocab_.find(right);
-  const std::string merged = absl::StrCat(left, right);
+  const auto left_it = vocab_.find(AsAbsl(left));
+  const auto right_it = vocab_.find(AsAbsl(right));
+  const std::string merged = absl::StrCat(AsAbsl(left), AsAbsl(right));
   const auto merged_it = vocab_.find(merged);
   for (const auto& [it, token] : {std::pair{left_it, std::string_view(left)},
                                   std::pair{right_it, std::string_view(right)},
                                   std::pair{merged_it, std::string_view(merged)}}) {
     if (it == vocab_.end()) {
-      return ModelError(absl::StrCat(".merges[", rank, "] (\"", left, "\" \"", right,
-                                     "\"): token \"", token, "\" is not in the vocab"));
+      return ModelError(absl::StrCat(".merges[", rank, "] (\"", AsAbsl(left), "\" \"",
+                                     AsAbsl(right), "\"): token \"", AsAbsl(token),
+                                     "\" is not in the vocab"));
     }
   }
   // A repeated pair keeps its last rank, as in Hugging Face.
@@ -167,7 +169,7 @@ void BpeModel::EncodeWord(std::string_view word, std::vector<int32_t>& out) cons
     return;
   }
   if (ignore_merges_) {
-    const auto it = raw_vocab_.find(word);
+    const auto it = raw_vocab_.find(AsAbsl(word));
     if (it != raw_vocab_.end()) {
       out.push_back(it->second);
       return;
@@ -203,7 +205,8 @@ void BpeModel::AppendByteTokens(std::string_view word, std::vector<int32_t>& sym
 size_t BpeModel::MergeByScan(int32_t* symbols, size_t n) const {
   if (n < 2) return n;
   // pairs[i] describes (symbols[i], symbols[i + 1]).
-  absl::InlinedVector<Merge, kShortWordBytes> pairs(n - 1);
+  absl::InlinedVector<Merge, kShortWordBytes> pair_storage(n - 1);
+  Merge* pairs = pair_storage.data();
   auto describe = [&](size_t i) {
     const Merge* merge = FindMerge(symbols[i], symbols[i + 1]);
     pairs[i] = merge != nullptr ? *merge : Merge{kNoRank, -1};
@@ -224,7 +227,7 @@ size_t BpeModel::MergeByScan(int32_t* symbols, size_t n) const {
     // described afresh below.
     std::memmove(symbols + best + 1, symbols + best + 2, (n - best - 2) * sizeof(int32_t));
     if (best + 2 < n) {
-      std::memmove(&pairs[best + 1], &pairs[best + 2], (n - best - 3) * sizeof(Merge));
+      std::memmove(pairs + best + 1, pairs + best + 2, (n - best - 3) * sizeof(Merge));
     }
     --n;
     if (best > 0) describe(best - 1);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/text/json_util.h"
+#include "runtime/text/string_view_compat.h"
 
 namespace dsrt::text {
 namespace {
@@ -32,8 +33,8 @@ size_t Utf8LengthFromLead(unsigned char lead) {
 }
 
 absl::Status PatternError(std::string_view pattern, size_t offset, std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("regex \"", pattern, "\" at offset ", offset,
-                                                 ": ", what));
+  return absl::InvalidArgumentError(absl::StrCat("regex \"", AsAbsl(pattern), "\" at offset ",
+                                                 offset, ": ", AsAbsl(what)));
 }
 
 // Escapes a literal string (Split's {"String": ...} pattern) for PCRE2.
@@ -77,7 +78,7 @@ absl::StatusOr<std::string> TranslateOnigurumaPattern(std::string_view pattern) 
       const char escaped = pattern[i + 1];
       if (escaped == 's' || escaped == 'h') {
         const std::string_view members = escaped == 's' ? kWhiteSpaceMembers : kHexDigitMembers;
-        absl::StrAppend(&out, in_class ? "" : "[", members, in_class ? "" : "]");
+        absl::StrAppend(&out, in_class ? "" : "[", AsAbsl(members), in_class ? "" : "]");
         i += 2;
         continue;
       }
@@ -85,7 +86,7 @@ absl::StatusOr<std::string> TranslateOnigurumaPattern(std::string_view pattern) 
         if (in_class) {
           return PatternError(pattern, i, "\\S or \\H inside a character class is not supported");
         }
-        absl::StrAppend(&out, "[^", escaped == 'S' ? kWhiteSpaceMembers : kHexDigitMembers, "]");
+        absl::StrAppend(&out, "[^", AsAbsl(escaped == 'S' ? kWhiteSpaceMembers : kHexDigitMembers), "]");
         i += 2;
         continue;
       }
@@ -143,7 +144,7 @@ class Regex {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error_code, message, sizeof(message));
       return absl::InvalidArgumentError(absl::StrCat(
-          "regex \"", shown_as, "\" does not compile (as PCRE2 \"", pcre2_pattern,
+          "regex \"", AsAbsl(shown_as), "\" does not compile (as PCRE2 \"", AsAbsl(pcre2_pattern),
           "\", offset ", error_offset, "): ", reinterpret_cast<const char*>(message)));
     }
     // Without JIT (unsupported CPU) matching still works, only slower.
@@ -390,8 +391,10 @@ absl::Status PreTokenizer::AddComponent(const json& component, const std::string
   return absl::OkStatus();
 }
 
-std::unique_ptr<PreTokenizer::Scratch> PreTokenizer::NewScratch() const {
-  auto scratch = std::make_unique<Scratch>();
+void PreTokenizer::ScratchDeleter::operator()(Scratch* scratch) const { delete scratch; }
+
+PreTokenizer::ScratchPtr PreTokenizer::NewScratch() const {
+  ScratchPtr scratch(new Scratch());
   scratch->levels.resize(steps_.size());
   for (size_t i = 0; i < steps_.size(); ++i) {
     if (steps_[i].regex != nullptr) {

@@ -56,6 +56,10 @@ class PreTokenizer {
  public:
   // Per-call working memory; one per thread, reusable across calls.
   class Scratch;
+  struct ScratchDeleter {
+    void operator()(Scratch* scratch) const;
+  };
+  using ScratchPtr = std::unique_ptr<Scratch, ScratchDeleter>;
 
   // Parses tokenizer.json's "pre_tokenizer". Only byte-level pipelines are
   // supported: the last component must be ByteLevel.
@@ -65,7 +69,7 @@ class PreTokenizer {
   PreTokenizer(const PreTokenizer&) = delete;
   PreTokenizer& operator=(const PreTokenizer&) = delete;
 
-  std::unique_ptr<Scratch> NewScratch() const;
+  ScratchPtr NewScratch() const;
 
   // Calls `emit` with each non-empty piece of `text`, in order. `text` must be
   // valid UTF-8. A piece may point into `scratch` (when a prefix space is

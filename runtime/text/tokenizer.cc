@@ -11,6 +11,7 @@
 #include "runtime/text/bpe.h"
 #include "runtime/text/byte_level.h"
 #include "runtime/text/json_util.h"
+#include "runtime/text/string_view_compat.h"
 #include "runtime/text/pre_tokenizer.h"
 
 namespace dsrt::text {
@@ -21,10 +22,10 @@ using nlohmann::json;
 absl::StatusOr<json> ParseJson(std::string_view text, std::string_view file) {
   json parsed = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, " is not valid JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(file), " is not valid JSON"));
   }
   if (!parsed.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, " is not a JSON object"));
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(file), " is not a JSON object"));
   }
   return parsed;
 }
@@ -330,7 +331,7 @@ absl::Status Tokenizer::EncodeAppend(std::string_view text, bool add_special_tok
   out->reserve(original_size + text.size() / 3 + 4);
   if (add_special_tokens) out->insert(out->end(), prefix_ids_.begin(), prefix_ids_.end());
 
-  std::unique_ptr<PreTokenizer::Scratch> scratch = pre_tokenizer_->NewScratch();
+  PreTokenizer::ScratchPtr scratch = pre_tokenizer_->NewScratch();
   absl::Status status;
   auto add_token = [out](int32_t id) { out->push_back(id); };
   auto encode_plain = [&](std::string_view segment) {
@@ -380,7 +381,7 @@ absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
-  const auto it = token_to_id_.find(token);
+  const auto it = token_to_id_.find(AsAbsl(token));
   if (it == token_to_id_.end()) return std::nullopt;
   return it->second;
 }

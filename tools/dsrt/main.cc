@@ -61,9 +61,7 @@ int RunSynth(const SynthArgs& a) {
   auto config = models::ParseDeepSeekConfig(config_text, a.config_path.empty() ? a.preset : a.config_path);
   if (!config.ok()) return Fail(config.status());
   models::SynthOptions options;
-  options.shards = a.shards;
-  ProgressBar bar;
-  options.progress = [&](int64_t done, int64_t total) { bar.Update("synthesizing", done, total); };
+  options.num_shards = a.shards;
   if (absl::Status s = models::SynthesizeCheckpoint(*config, config_text, a.output, a.seed, options); !s.ok()) {
     return Fail(s);
   }
