@@ -28,7 +28,11 @@ absl::StatusOr<CacheLayout> CacheLayoutOf(const ir::Graph& graph) {
       return absl::InvalidArgumentError(absl::StrCat("cache_slot ", slot, " is used by two attention ops"));
     }
     layout.row_elements[slot] = row;
-    const ir::DType dtype = node->input(0)->type().dtype;
+    ir::DType dtype = node->input(0)->type().dtype;
+    if (node->attrs().Has("cache_dtype")) {
+      DSRT_ASSIGN_OR_RETURN(std::string name, node->attrs().GetString("cache_dtype"));
+      DSRT_ASSIGN_OR_RETURN(dtype, ir::ParseDType(name));
+    }
     if (!first && dtype != layout.dtype) return absl::InvalidArgumentError("attention ops disagree on cache dtype");
     layout.dtype = dtype;
     first = false;

@@ -100,14 +100,14 @@ const char* FillColor(absl::string_view op) {
     const char* color;
   };
   static const auto* families = new std::vector<Family>{
-      {{"Parameter"}, "#c7e9c0"},                                   // step inputs: green
-      {{"Constant"}, "#f0f0f0"},                                    // weights: light grey
-      {{"Attention", "Rope", "Mla", "Kv"}, "#fdd0a2"},              // attention: orange
-      {{"Router", "Expert", "MoE", "Moe"}, "#dadaeb"},              // MoE: lavender
-      {{"Norm"}, "#fff3b0"},                                        // norms: yellow
-      {{"Linear", "Embedding", "MatMul", "Gemm"}, "#c6dbef"},       // linear: blue
-      {{"All", "Reduce", "Gather", "Scatter"}, "#fcbba1"},          // communication: red
-      {{"Reshape", "Slice", "Concat", "Transpose"}, "#e5e5e5"},     // shape: grey
+      {{"Parameter"}, "#c7e9c0"},                                        // step inputs: green
+      {{"Constant"}, "#f0f0f0"},                                         // weights: light grey
+      {{"Attention", "Rope", "Mla", "Kv"}, "#fdd0a2"},                   // attention: orange
+      {{"Router", "Expert", "MoE", "Moe"}, "#dadaeb"},                   // MoE: lavender
+      {{"Norm"}, "#fff3b0"},                                             // norms: yellow
+      {{"Linear", "Embedding", "MatMul", "Gemm"}, "#c6dbef"},            // linear: blue
+      {{"All", "Reduce", "Gather", "Scatter"}, "#fcbba1"},               // communication: red
+      {{"Reshape", "Slice", "Concat", "Transpose"}, "#e5e5e5"},          // shape: grey
       {{"Add", "Mul", "Silu", "Cast", "Sub", "Div", "Exp"}, "#e5f5e0"},  // elementwise: pale green
   };
   for (const Family& family : *families) {
@@ -246,7 +246,7 @@ std::string GraphToDot(const Graph& graph, const DotOptions& options) {
 
 absl::Status RenderGraph(const Graph& graph, const std::string& path, absl::string_view format,
                          const DotOptions& options) {
-  // GraphViz reports an unwritable file on stderr and carries on; check it here.
+  // GraphViz 2.42 only prints that it cannot open the file and still reports success.
   FILE* probe = std::fopen(path.c_str(), "w");
   if (probe == nullptr) {
     return absl::PermissionDeniedError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
@@ -256,20 +256,20 @@ absl::Status RenderGraph(const Graph& graph, const std::string& path, absl::stri
   std::lock_guard<std::mutex> lock(GraphvizMutex());
   MessageCapture messages;
   ContextPtr gvc(gvContextPlugins(kPlugins, /*demand_loading=*/0));
-  if (gvc == nullptr) return absl::InternalError(absl::StrCat("cannot render ", path, ": no GraphViz context"));
   AgraphPtr g = BuildAgraph(graph, options);
-  const int laid_out = gvLayout(gvc.get(), g.get(), "dot");
-  const int rendered = laid_out == 0 ? gvRenderFilename(gvc.get(), g.get(), std::string(format).c_str(), path.c_str()) : -1;
-  gvFreeLayout(gvc.get(), g.get());
-  if (laid_out != 0) {
-    return absl::InternalError(absl::StrCat("cannot render ", path, ": the dot layout failed", messages.Explanation()));
+  absl::Status status;
+  if (gvc == nullptr) {
+    status = absl::InternalError(absl::StrCat("cannot render ", path, ": no GraphViz context"));
+  } else if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
+    status =
+        absl::InternalError(absl::StrCat("cannot render ", path, ": the dot layout failed", messages.Explanation()));
+  } else if (gvRenderFilename(gvc.get(), g.get(), std::string(format).c_str(), path.c_str()) != 0) {
+    status =
+        absl::InvalidArgumentError(absl::StrCat("cannot render ", path, " as '", format, "'", messages.Explanation()));
   }
-  if (rendered != 0) {
-    std::remove(path.c_str());
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot render ", path, " as '", format, "'", messages.Explanation()));
-  }
-  return absl::OkStatus();
+  if (gvc != nullptr) gvFreeLayout(gvc.get(), g.get());
+  if (!status.ok()) std::remove(path.c_str());
+  return status;
 }
 
 }  // namespace dsrt::ir

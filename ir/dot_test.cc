@@ -2,6 +2,8 @@
 
 #include "ir/dot.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -52,6 +54,9 @@ std::unique_ptr<Graph> TwoLayers() {
   EXPECT_TRUE(b.status().ok()) << b.status();
   return graph;
 }
+
+// A file name under the test's temporary directory, unique to this process.
+std::string TempPath(absl::string_view name) { return absl::StrCat(::testing::TempDir(), "/", getpid(), "_", name); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -105,16 +110,15 @@ TEST(DotTest, MaxNodesDrawsAPrefixAndSaysWhatIsLeftOut) {
 
 TEST(DotTest, GraphvizCommandLineAcceptsTheText) {
   if (std::system("test -x /usr/bin/dot") != 0) GTEST_SKIP() << "/usr/bin/dot is not installed";
-  const std::string dir = ::testing::TempDir();
-  const std::string dot_path = dir + "/dot_test_cli.dot";
-  const std::string svg_path = dir + "/dot_test_cli.svg";
+  const std::string dot_path = TempPath("dot_test_cli.dot");
+  const std::string svg_path = TempPath("dot_test_cli.svg");
   WriteFile(dot_path, GraphToDot(*TwoLayers()));
   ASSERT_EQ(std::system(absl::StrCat("/usr/bin/dot -Tsvg ", dot_path, " -o ", svg_path).c_str()), 0);
   EXPECT_THAT(ReadFile(svg_path), HasSubstr("<svg"));
 }
 
 TEST(DotTest, RendersSvg) {
-  const std::string path = ::testing::TempDir() + "/dot_test_render.svg";
+  const std::string path = TempPath("dot_test_render.svg");
   ASSERT_TRUE(RenderGraph(*TwoLayers(), path, "svg").ok());
   const std::string svg = ReadFile(path);
   EXPECT_THAT(svg, HasSubstr("<svg"));
@@ -123,7 +127,7 @@ TEST(DotTest, RendersSvg) {
 }
 
 TEST(DotTest, RendersTheLaidOutGraphAsDot) {
-  const std::string path = ::testing::TempDir() + "/dot_test_render.dot";
+  const std::string path = TempPath("dot_test_render.dot");
   ASSERT_TRUE(RenderGraph(*TwoLayers(), path, "dot", {.show_constants = false}).ok());
   EXPECT_THAT(ReadFile(path), HasSubstr("pos=\""));  // positions from the layout
 }
@@ -135,7 +139,7 @@ TEST(DotTest, RenderErrorsNameThePath) {
   EXPECT_THAT(std::string(no_dir.message()), HasSubstr("cannot write /nonexistent/dir/graph.svg"));
 
   // Only the core renderers are linked in: svg, dot, json, ps, ... but no bitmaps.
-  const std::string path = ::testing::TempDir() + "/dot_test_render.png";
+  const std::string path = TempPath("dot_test_render.png");
   absl::Status png = RenderGraph(*graph, path, "png");
   EXPECT_EQ(png.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(png.message()), HasSubstr(absl::StrCat("cannot render ", path, " as 'png'")));

@@ -136,7 +136,7 @@ TEST(OpRegistryTest, ShapeInference) {
   Value* x = b.Parameter("x", Hidden(8));
   Value* col = b.Parameter("col", MakeType(DType::kF32, {kTokens, Dim::Static(1)}));
   Value* half = b.Parameter("half", MakeType(DType::kBF16, {kTokens, Dim::Static(8)}));
-  EXPECT_EQ(b.Mul(x, col)->type().ToString(), "f32[tokens,8]");  // broadcasting
+  EXPECT_EQ(b.Mul(x, col)->type().ToString(), "f32[tokens,8]");   // broadcasting
   EXPECT_EQ(b.Add(half, x)->type().ToString(), "f32[tokens,8]");  // f32 wins
   EXPECT_EQ(b.Op("Cast", {x}, {{"dtype", "bf16"}})->type().ToString(), "bf16[tokens,8]");
   EXPECT_EQ(b.Op("Concat", {x, x, x}, {{"axis", int64_t{-1}}})->type().ToString(), "f32[tokens,24]");

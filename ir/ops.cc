@@ -14,6 +14,10 @@ namespace {
 using Types = std::vector<TensorType>;
 using Inputs = absl::Span<const TensorType>;
 
+// Bounds that keep shape arithmetic far from overflow (a corrupt engine may say anything).
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
 absl::Status Invalid(absl::string_view op, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(op, ": ", why));
 }
@@ -113,14 +117,16 @@ void RegisterShapeOps(OpRegistry& r) {
                     if (i >= x.dims.size()) return Invalid("Reshape", "0 refers past the input's rank");
                     out.dims.push_back(x.dims[i]);
                     if (x.dims[i].is_symbolic()) copied_symbols.push_back(x.dims[i]);
-                    else known *= x.dims[i].size;
+                    else if (__builtin_mul_overflow(known, x.dims[i].size, &known)) return Invalid("Reshape", "overflow");
                   } else if (shape[i] == -1) {
                     if (infer_at >= 0) return Invalid("Reshape", "more than one -1 in shape");
                     infer_at = static_cast<int>(i);
                     out.dims.push_back(Dim::Static(0));
+                  } else if (shape[i] < -1 || shape[i] > kMaxDim) {
+                    return Invalid("Reshape", absl::StrCat("shape entry ", shape[i], " is out of range"));
                   } else {
                     out.dims.push_back(Dim::Static(shape[i]));
-                    known *= shape[i];
+                    if (__builtin_mul_overflow(known, shape[i], &known)) return Invalid("Reshape", "overflow");
                   }
                 }
                 // Symbolic dims must be carried over one for one.
@@ -128,8 +134,9 @@ void RegisterShapeOps(OpRegistry& r) {
                 std::vector<Dim> input_symbols;
                 for (const Dim& d : x.dims) {
                   if (d.is_symbolic()) input_symbols.push_back(d);
-                  else total *= d.size;
+                  else if (__builtin_mul_overflow(total, d.size, &total)) return Invalid("Reshape", "overflow");
                 }
+                if (known > kMaxElements || total > kMaxElements) return Invalid("Reshape", "too many elements");
                 if (input_symbols != copied_symbols) {
                   return Invalid("Reshape", absl::StrCat("symbolic dims of ", x.ToString(), " must be kept in place"));
                 }
@@ -208,6 +215,7 @@ void RegisterShapeOps(OpRegistry& r) {
                     return Invalid("Concat", "cannot concat along a symbolic dim");
                   }
                   out.dims[axis].size += t.dims[axis].size;
+                  if (out.dims[axis].size > kMaxDim) return Invalid("Concat", "result too large");
                 }
                 return Types{out};
               }});
@@ -242,10 +250,11 @@ void RegisterLayerOps(OpRegistry& r) {
                 return Types{in[0]};
               }});
   r.Register({.name = "Linear",
-              .summary = "x[..., in] @ weight[out, in]^T (the Hugging Face layout).",
+              .summary = "x[..., in] @ weight[out, in]^T (the Hugging Face layout), accumulated in f32; "
+                         "the result is in attr 'dtype' (default: x's dtype).",
               .min_inputs = 2,
               .max_inputs = 2,
-              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
                 DSRT_RETURN_IF_ERROR(ExpectRank("Linear", in[1], 2, "weight"));
                 const TensorType& x = in[0];
                 if (x.rank() < 1 || !(x.dims.back() == in[1].dims[1])) {
@@ -254,6 +263,10 @@ void RegisterLayerOps(OpRegistry& r) {
                 }
                 TensorType out = x;
                 out.dims.back() = in[1].dims[0];
+                if (attrs.Has("dtype")) {
+                  DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
+                  DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
+                }
                 return Types{out};
               }});
   r.Register({.name = "Rope",
@@ -275,8 +288,9 @@ void RegisterLayerOps(OpRegistry& r) {
               }});
   r.Register({.name = "Attention",
               .summary = "Causal multi-head attention. Appends k[T,H,Dk] and v[T,H,Dv] to KV-cache slot "
-                         "'cache_slot' at each token's position, then attends q[T,H,Dk] to the cached "
-                         "positions 0..position, softmax(q.k * scale).",
+                         "'cache_slot' (kept in attr 'cache_dtype', default q's dtype) at each token's "
+                         "position, then attends q[T,H,Dk] to the cached positions 0..position, "
+                         "softmax(q.k * scale).",
               .min_inputs = 4,
               .max_inputs = 4,
               .required_attrs = {"cache_slot", "scale"},
@@ -333,6 +347,7 @@ void RegisterMoeOps(OpRegistry& r) {
               .required_attrs = {"expert"},
               .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
                 DSRT_RETURN_IF_ERROR(ExpectDType("ExpertWeight", in[0], DType::kI32, "ids"));
+                DSRT_RETURN_IF_ERROR(ExpectRank("ExpertWeight", in[0], 2, "ids"));
                 return Types{MakeType(DType::kF32, {in[0].dims[0], Dim::Static(1)})};
               }});
 }

@@ -176,26 +176,31 @@ std::string Describe(const Token& token) {
   return absl::StrCat("'", spelling, "'");
 }
 
+// Why std::from_chars rejected `word`, or read only part of it.
+absl::Status NumberError(const std::string& word, std::from_chars_result result) {
+  if (result.ec == std::errc::result_out_of_range) {
+    return absl::InvalidArgumentError(absl::StrCat("number '", word, "' is out of range"));
+  }
+  if (result.ec != std::errc() || result.ptr != word.data() + word.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed number '", word, "'"));
+  }
+  return absl::OkStatus();
+}
+
 // A number as AttrValueToString writes it: an int64, or a double when it has a
-// '.', an exponent, or is inf/nan.
+// '.', an exponent, or is inf/nan. (std::from_chars, unlike strtod, ignores the locale.)
 absl::StatusOr<AttrValue> ParseNumber(const std::string& word) {
   absl::string_view magnitude = word;
   if (absl::StartsWith(magnitude, "-")) magnitude.remove_prefix(1);
   const bool is_double = word.find_first_of(".eE") != std::string::npos || magnitude == "inf" ||
                          magnitude == "infinity" || magnitude == "nan";
-  const char* begin = word.data();
-  const char* end = word.data() + word.size();
   if (is_double) {
     double value = 0;
-    auto [ptr, ec] = std::from_chars(begin, end, value);
-    if (ec == std::errc::result_out_of_range) return absl::OutOfRangeError(absl::StrCat("number '", word, "' is out of range"));
-    if (ec != std::errc() || ptr != end) return absl::InvalidArgumentError(absl::StrCat("malformed number '", word, "'"));
+    DSRT_RETURN_IF_ERROR(NumberError(word, std::from_chars(word.data(), word.data() + word.size(), value)));
     return value;
   }
   int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec == std::errc::result_out_of_range) return absl::OutOfRangeError(absl::StrCat("integer '", word, "' is out of range"));
-  if (ec != std::errc() || ptr != end) return absl::InvalidArgumentError(absl::StrCat("malformed number '", word, "'"));
+  DSRT_RETURN_IF_ERROR(NumberError(word, std::from_chars(word.data(), word.data() + word.size(), value)));
   return value;
 }
 
@@ -311,8 +316,8 @@ class Parser {
         Take();
       }
       if (types.size() != results.size()) {
-        return ErrorAt(op_token, absl::StrCat(op, " has ", results.size(), " result names but ", types.size(),
-                                              " types"));
+        return ErrorAt(op_token,
+                       absl::StrCat(op, " has ", results.size(), " result names but ", types.size(), " types"));
       }
     }
     Node* node = graph_->AddNode(std::move(op), std::move(inputs), std::move(attrs), std::move(types),
@@ -395,8 +400,7 @@ class Parser {
       Take();
     }
     DSRT_RETURN_IF_ERROR(Expect(']', "after the dims"));
-    absl::StatusOr<TensorType> type =
-        ParseTensorType(absl::StrCat(dtype.text, "[", absl::StrJoin(dims, ","), "]"));
+    absl::StatusOr<TensorType> type = ParseTensorType(absl::StrCat(dtype.text, "[", absl::StrJoin(dims, ","), "]"));
     if (!type.ok()) return ErrorAt(dtype, type.status().message());
     return type;
   }

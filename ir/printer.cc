@@ -9,7 +9,9 @@ namespace {
 
 bool IsBareNameChar(char c) { return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-'; }
 
-std::string ValueRef(const Value* value) { return value == nullptr ? "%<null>" : absl::StrCat("%", PrintName(value->name())); }
+std::string ValueRef(const Value* value) {
+  return value == nullptr ? "%<null>" : absl::StrCat("%", PrintName(value->name()));
+}
 
 std::string PrintAttrs(const AttrMap& attrs) {
   std::vector<std::string> parts;

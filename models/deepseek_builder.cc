@@ -38,8 +38,10 @@ class DeepSeekGraphWriter {
   absl::Status Write() {
     Value* ids = b_.Parameter("token_ids", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
     positions_ = b_.Parameter("positions", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
+    // Activations are f32 in every engine; `act_` is the dtype of the stored weights
+    // and of the KV cache. (A backend may still run a matmul's inputs in bf16.)
     Value* h = b_.Op("Embedding", {Weight(std::string(kEmbedTokens), {c_.vocab_size, c_.hidden_size}), ids},
-                     {{"dtype", DTypeString(act_)}}, "embed");
+                     {{"dtype", std::string("f32")}}, "embed");
     for (int64_t layer = 0; layer < c_.num_hidden_layers; ++layer) {
       b_.SetScope(absl::StrCat("layers.", layer));
       h = DecoderLayer(layer, h);
@@ -48,7 +50,6 @@ class DeepSeekGraphWriter {
     Value* normed = Norm(h, std::string(kFinalNorm), c_.hidden_size);
     const std::string head = c_.tie_word_embeddings ? std::string(kEmbedTokens) : std::string(kLmHead);
     Value* logits = b_.Linear(normed, Weight(head, {c_.vocab_size, c_.hidden_size}), "logits");
-    if (act_ != DType::kF32) logits = b_.Op("Cast", {logits}, {{"dtype", std::string("f32")}}, "logits.f32");
     b_.Output(logits);
     return b_.status();
   }
@@ -68,8 +69,8 @@ class DeepSeekGraphWriter {
   Value* DecoderLayer(int64_t layer, Value* h) {
     Value* x = Norm(h, LayerTensor(layer, kInputLayernorm), c_.hidden_size);
     h = b_.Add(h, Attention(layer, x), "attn_residual");
-    x = Norm(h, LayerTensor(layer, kPostAttentionLayernorm), c_.hidden_size);
-    Value* mlp = c_.IsMoeLayer(layer) ? Moe(layer, x) : Mlp(layer, "mlp", c_.intermediate_size, x);
+    Value* normed = Norm(h, LayerTensor(layer, kPostAttentionLayernorm), c_.hidden_size);
+    Value* mlp = c_.IsMoeLayer(layer) ? Moe(layer, normed) : Mlp(layer, "mlp", c_.intermediate_size, normed);
     return b_.Add(h, mlp, "mlp_residual");
   }
 
@@ -108,7 +109,7 @@ class DeepSeekGraphWriter {
     Value* key = b_.Op("Concat", {k_nope, b_.Op("Expand", {k_pe}, {{"shape", std::vector<int64_t>{0, heads, 0}}})},
                        {{"axis", int64_t{2}}}, "key");
     Value* attn = b_.Op("Attention", {query, key, v, positions_},
-                        {{"cache_slot", layer}, {"scale", AttentionSoftmaxScale(c_)}}, "attn");
+                        {{"cache_slot", layer}, {"scale", AttentionSoftmaxScale(c_)}, {"cache_dtype", DTypeString(act_)}}, "attn");
     attn = b_.Reshape(attn, {0, heads * v_dim});
     return b_.Linear(attn, W(kOProj, {c_.hidden_size, heads * v_dim}), "attn_out");
   }
@@ -156,7 +157,6 @@ class DeepSeekGraphWriter {
       Value* weighted = b_.Mul(y, weight);
       sum = sum == nullptr ? weighted : b_.Add(sum, weighted);
     }
-    if (act_ != DType::kF32) sum = b_.Op("Cast", {sum}, {{"dtype", DTypeString(act_)}});
     if (c_.n_shared_experts > 0) {
       Value* shared = Mlp(layer, "mlp.shared_experts", c_.moe_intermediate_size * c_.n_shared_experts, x);
       sum = b_.Add(sum, shared);

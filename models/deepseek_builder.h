@@ -11,8 +11,10 @@
 namespace dsrt::models {
 
 struct GraphOptions {
-  // The dtype of activations, of the KV cache, and of every weight the engine stores
-  // (except e_score_correction_bias, kept in f32 as the checkpoint has it).
+  // The dtype of the KV cache and of every weight the engine stores (except
+  // e_score_correction_bias, kept in f32 as the checkpoint has it). Activations
+  // between ops are f32 in every engine: a bf16 engine halves the bytes of weights
+  // and cache, which is what bounds decoding, without rounding the residual stream.
   ir::DType activation = ir::DType::kF32;
 };
 

@@ -88,8 +88,9 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model) 
   if (vocab == model.end() || !vocab->is_object()) return ModelError(".vocab is not an object");
   bpe->vocab_.reserve(vocab->size());
   for (const auto& [token, id] : vocab->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return ModelError(absl::StrCat(".vocab[\"", token, "\"] has an invalid id ", id.dump()));
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxTokenId) {
+      return ModelError(absl::StrCat(".vocab[\"", token, "\"] has id ", id.dump(),
+                                     ", not an integer in [0, ", kMaxTokenId, "]"));
     }
     bpe->vocab_.insert_or_assign(token, static_cast<int32_t>(id.get<int64_t>()));
   }

@@ -23,6 +23,10 @@
 
 namespace dsrt::text {
 
+// Token ids above this are rejected when loading, so that a corrupt file
+// cannot make the id tables huge.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 // A bounded, thread-safe map from a word's bytes to its token ids. Like
 // Hugging Face's BPE cache it stops accepting entries once full.
 class WordCache {

@@ -68,6 +68,45 @@ absl::StatusOr<std::optional<std::string>> TokenContent(const json& config, cons
       "tokenizer_config.json: ", key, " must be a string or an object with \"content\""));
 }
 
+struct AddedTokenSpec {
+  std::string content;
+  int32_t id;
+  bool special;
+  bool normalized;
+};
+
+absl::StatusOr<std::vector<AddedTokenSpec>> ParseAddedTokens(const json& list) {
+  std::vector<AddedTokenSpec> added;
+  if (list.is_null()) return added;
+  if (!list.is_array()) {
+    return absl::InvalidArgumentError("tokenizer.json: added_tokens is not an array");
+  }
+  for (size_t k = 0; k < list.size(); ++k) {
+    const json& entry = list[k];
+    const std::string where = absl::StrCat("tokenizer.json: added_tokens[", k, "]");
+    if (!JsonField(entry, "content").is_string() || !JsonField(entry, "id").is_number_integer()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, " needs a string \"content\" and an integer \"id\""));
+    }
+    const int64_t id = JsonField(entry, "id").get<int64_t>();
+    const std::string content = JsonField(entry, "content").get<std::string>();
+    if (id < 0 || id > kMaxTokenId) {
+      return absl::InvalidArgumentError(absl::StrCat(where, " (\"", content, "\") has id ", id,
+                                                     ", outside [0, ", kMaxTokenId, "]"));
+    }
+    for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
+      if (JsonBool(entry, flag, false)) {
+        return absl::UnimplementedError(
+            absl::StrCat(where, " (\"", content, "\") sets ", flag, ", which is not supported"));
+      }
+    }
+    const bool special = JsonBool(entry, "special", false);
+    const bool normalized = JsonBool(entry, "normalized", !special);
+    added.push_back({content, static_cast<int32_t>(id), special, normalized});
+  }
+  return added;
+}
+
 }  // namespace
 
 Tokenizer::Tokenizer() = default;
@@ -125,52 +164,20 @@ absl::Status Tokenizer::LoadTokenizerJson(std::string_view text) {
   int32_t max_id = -1;
   for (const auto& [token, id] : bpe_->vocab()) max_id = std::max(max_id, id);
 
-  struct Added {
-    std::string content;
-    int32_t id;
-    bool special;
-    bool normalized;
-  };
-  std::vector<Added> added;
-  if (const json& list = JsonField(root, "added_tokens"); !list.is_null()) {
-    if (!list.is_array()) {
-      return absl::InvalidArgumentError("tokenizer.json: added_tokens is not an array");
-    }
-    for (size_t k = 0; k < list.size(); ++k) {
-      const json& entry = list[k];
-      const std::string where = absl::StrCat("tokenizer.json: added_tokens[", k, "]");
-      if (!JsonField(entry, "content").is_string() || !JsonField(entry, "id").is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " needs a string \"content\" and an "
-                                                       "integer \"id\""));
-      }
-      const int64_t id = JsonField(entry, "id").get<int64_t>();
-      const std::string content = JsonField(entry, "content").get<std::string>();
-      if (id < 0 || id > INT32_MAX) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, " (\"", content, "\") has an invalid id ", id));
-      }
-      for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
-        if (JsonBool(entry, flag, false)) {
-          return absl::UnimplementedError(
-              absl::StrCat(where, " (\"", content, "\") sets ", flag, ", which is not supported"));
-        }
-      }
-      const bool special = JsonBool(entry, "special", false);
-      const bool normalized = JsonBool(entry, "normalized", !special);
-      added.push_back({content, static_cast<int32_t>(id), special, normalized});
-      max_id = std::max(max_id, static_cast<int32_t>(id));
-    }
-  }
+  absl::StatusOr<std::vector<AddedTokenSpec>> added =
+      ParseAddedTokens(JsonField(root, "added_tokens"));
+  if (!added.ok()) return added.status();
+  for (const AddedTokenSpec& token : *added) max_id = std::max(max_id, token.id);
 
   id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
   token_kind_.assign(id_to_token_.size(), TokenKind::kNone);
-  token_to_id_.reserve(bpe_->vocab().size() + added.size());
+  token_to_id_.reserve(bpe_->vocab().size() + added->size());
   for (const auto& [token, id] : bpe_->vocab()) {
     id_to_token_[id] = token;
     token_kind_[id] = TokenKind::kModel;
     token_to_id_.insert_or_assign(token, id);
   }
-  for (const Added& token : added) {
+  for (const AddedTokenSpec& token : *added) {
     id_to_token_[token.id] = token.content;
     token_kind_[token.id] = token.special ? TokenKind::kSpecial : TokenKind::kAdded;
     token_to_id_.insert_or_assign(token.content, token.id);

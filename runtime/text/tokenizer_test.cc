@@ -577,6 +577,9 @@ std::vector<BadInput> BadInputs() {
   bad.push_back({"empty", "", "", "not valid JSON"});
   bad.push_back({"truncated", "{\"model\": {", "", "not valid JSON"});
   bad.push_back({"array", "[1, 2]", "", "not a JSON object"});
+  bad.push_back({"deep nesting", std::string(100000, '[') + std::string(100000, ']'), "",
+                 "not a JSON object"});
+  bad.push_back({"unterminated nesting", std::string(100000, '['), "", "not valid JSON"});
   bad.push_back({"no model", mutated([](json& j) { j.erase("model"); }), "", "model"});
   bad.push_back({"wordpiece", mutated([](json& j) { j["model"]["type"] = "WordPiece"; }), "",
                  "WordPiece"});
@@ -610,6 +613,12 @@ std::vector<BadInput> BadInputs() {
                  "lstrip"});
   bad.push_back({"added id", mutated([](json& j) { j["added_tokens"][0]["id"] = -4; }), "",
                  "-4"});
+  bad.push_back({"huge added id",
+                 mutated([](json& j) { j["added_tokens"][0]["id"] = 2147483647; }), "",
+                 "2147483647"});
+  bad.push_back({"huge vocab id",
+                 mutated([](json& j) { j["model"]["vocab"]["abc"] = 1LL << 40; }), "",
+                 "1099511627776"});
   bad.push_back({"added shape", mutated([](json& j) { j["added_tokens"] = 7; }), "",
                  "added_tokens"});
   bad.push_back({"post processor",
