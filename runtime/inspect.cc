@@ -32,8 +32,8 @@ std::string EngineSummary::ToText() const {
   std::string text = absl::StrCat(
       path, "\n  model                ", model_type, ", ", num_layers, " layers, hidden ", hidden_size, ", vocab ",
       vocab_size, "\n  parameters           ", parameters, " (", weight_bytes, " bytes of weights, ", weights,
-      ")\n  activations          ", dtype, "\n  KV cache             ", kv_cache_bytes_per_token,
-      " bytes per token\n  activation arena     ", activation_arena_bytes, " bytes\n  max sequence length  ",
+      ")\n  KV cache             ", kv_cache_bytes_per_token, " bytes per token (", dtype,
+      ")\n  activation arena     ", activation_arena_bytes, " bytes\n  max sequence length  ",
       max_seq_len, "\n  ranks                ", ranks, "\n  passes               ",
       passes.empty() ? "(none)" : absl::StrJoin(passes, ", "), "\n  tokenizer            ",
       has_tokenizer ? "yes" : "no", "\n  ops\n");

@@ -1,6 +1,8 @@
 // The runtime end to end on a synthesized checkpoint: build an engine, then check
 // that decoding through the KV cache agrees with re-prefilling the whole sequence.
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "gtest/gtest.h"
@@ -13,7 +15,8 @@ namespace dsrt {
 namespace {
 
 std::string BuildTinyEngine(const std::string& preset, ir::DType dtype) {
-  const std::string dir = testing::TempDir() + "/session_test_" + preset;
+  // One directory per process: ctest runs these tests in parallel processes.
+  const std::string dir = testing::TempDir() + "/session_test_" + preset + "_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   auto text = models::PresetConfigJson(preset);
   EXPECT_TRUE(text.ok()) << text.status();
