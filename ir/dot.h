@@ -14,8 +14,8 @@ struct DotOptions {
   // into the label of the node that reads them, which keeps big graphs legible
   // and their layout fast.
   bool show_constants = true;
-  // Draw only the first `max_nodes` nodes in graph order (plus a note saying how
-  // many were left out); 0 draws them all.
+  // Draw only the first `max_nodes` nodes in graph order, hidden weights not
+  // counted, plus a note saying how many were left out; 0 draws them all.
   int max_nodes = 0;
 };
 

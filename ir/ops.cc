@@ -307,6 +307,9 @@ void RegisterLayerOps(OpRegistry& r) {
                 return Types{out};
               },
               .cache_row = [](const AttrMap&, Inputs in) -> absl::StatusOr<int64_t> {
+                if (in.size() < 3 || in[1].rank() != 3 || in[2].rank() != 3) {
+                  return Invalid("Attention", "k and v must have rank 3");
+                }
                 return in[1].dims[1].size * (in[1].dims[2].size + in[2].dims[2].size);
               }});
 }

@@ -52,6 +52,9 @@ absl::StatusOr<TensorType> ParseTensorType(absl::string_view text) {
     part = absl::StripAsciiWhitespace(part);
     int64_t size;
     if (absl::SimpleAtoi(part, &size)) {
+      if (size < 0 || size > (int64_t{1} << 31)) {
+        return absl::InvalidArgumentError(absl::StrCat("dim ", size, " out of range in '", text, "'"));
+      }
       type.dims.push_back(Dim::Static(size));
     } else if (!part.empty() && absl::ascii_isalpha(part[0])) {
       type.dims.push_back(Dim::Symbolic(std::string(part)));

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <sstream>
@@ -35,7 +36,8 @@ const Tokenizer& DeepSeek() {
   static const Tokenizer* tokenizer = [] {
     absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = testing::LoadDeepSeekTokenizer();
     if (!loaded.ok()) {
-      ADD_FAILURE() << loaded.status();
+      // Nothing here can run without the tokenizer; say why and stop.
+      std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
       std::abort();
     }
     return loaded->release();
