@@ -312,6 +312,66 @@ void RegisterLayerOps(OpRegistry& r) {
                 }
                 return in[1].dims[1].size * (in[1].dims[2].size + in[2].dims[2].size);
               }});
+  r.Register({.name = "MLAAttention",
+              .summary = "Multi-head latent attention (absorbed MLA). Appends [c_kv | k_pe] to KV-cache slot "
+                         "'cache_slot' (in attr 'cache_dtype', default f32) at each token's position; per head h, "
+                         "with W_UK[h], W_UV[h] the rows h*(nope+v) .. +nope and the next v rows of kv_b_weight: "
+                         "q_lat = W_UK[h]^T q_nope[h], score_j = (q_lat.c_kv_j + q_pe[h].k_pe_j) * scale over the "
+                         "cached positions 0..position, softmax, out[h] = W_UV[h] sum_j p_j c_kv_j. Inputs: "
+                         "q_nope[T,H,nope], q_pe[T,H,rope] and k_pe[T,rope] or [T,1,rope] (both rotated), "
+                         "c_kv[T,rank] (normed), kv_b_weight[H*(nope+v),rank], positions[T]; output f32[T,H,v].",
+              .min_inputs = 6,
+              .max_inputs = 6,
+              .required_attrs = {"cache_slot", "scale", "heads", "qk_nope_head_dim", "v_head_dim"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                constexpr absl::string_view op = "MLAAttention";
+                DSRT_ASSIGN_OR_RETURN(int64_t heads, attrs.GetInt("heads"));
+                DSRT_ASSIGN_OR_RETURN(int64_t nope, attrs.GetInt("qk_nope_head_dim"));
+                DSRT_ASSIGN_OR_RETURN(int64_t v_dim, attrs.GetInt("v_head_dim"));
+                if (heads < 1 || heads > kMaxDim || nope < 1 || nope > kMaxDim || v_dim < 1 || v_dim > kMaxDim) {
+                  return Invalid(op, "heads, qk_nope_head_dim and v_head_dim must be positive");
+                }
+                const TensorType &q_nope = in[0], &q_pe = in[1], &c_kv = in[2], &k_pe = in[3], &w = in[4];
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, q_nope, 3, "q_nope"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, q_pe, 3, "q_pe"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, c_kv, 2, "c_kv"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, w, 2, "kv_b_weight"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, in[5], 1, "positions"));
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, in[5], DType::kI32, "positions"));
+                if (k_pe.rank() != 2 && !(k_pe.rank() == 3 && k_pe.dims[1] == Dim::Static(1))) {
+                  return Invalid(op, absl::StrCat("k_pe must be [T,rope] or [T,1,rope], got ", k_pe.ToString()));
+                }
+                const Dim tokens = q_nope.dims[0];
+                for (const TensorType* t : {&q_pe, &c_kv, &k_pe, &in[5]}) {
+                  if (!(t->dims[0] == tokens)) {
+                    return Invalid(op, absl::StrCat(t->ToString(), " disagrees with q_nope ", q_nope.ToString(),
+                                                    " on the token dim"));
+                  }
+                }
+                if (!(q_nope.dims[1] == Dim::Static(heads)) || !(q_pe.dims[1] == Dim::Static(heads)) ||
+                    !(q_nope.dims[2] == Dim::Static(nope))) {
+                  return Invalid(op, absl::StrCat("q_nope ", q_nope.ToString(), " and q_pe ", q_pe.ToString(),
+                                                  " must be [T,", heads, ",", nope, "] and [T,", heads, ",rope]"));
+                }
+                if (!(q_pe.dims[2] == k_pe.dims.back()) || q_pe.dims[2].is_symbolic()) {
+                  return Invalid(op, absl::StrCat("q_pe ", q_pe.ToString(), " and k_pe ", k_pe.ToString(),
+                                                  " disagree on the rope dim"));
+                }
+                int64_t rows = 0;
+                if (__builtin_mul_overflow(heads, nope + v_dim, &rows)) return Invalid(op, "overflow");
+                if (c_kv.dims[1].is_symbolic() || !(w.dims[1] == c_kv.dims[1]) || !(w.dims[0] == Dim::Static(rows))) {
+                  return Invalid(op, absl::StrCat("kv_b_weight ", w.ToString(), " must be [", rows,
+                                                  ", rank] with c_kv ", c_kv.ToString(), "'s rank"));
+                }
+                return Types{MakeType(DType::kF32, {tokens, Dim::Static(heads), Dim::Static(v_dim)})};
+              },
+              .cache_row = [](const AttrMap&, Inputs in) -> absl::StatusOr<int64_t> {
+                // Per token: the latent [kv_lora_rank] and the shared rotated key [qk_rope_head_dim].
+                if (in.size() < 4 || in[2].rank() != 2 || in[3].rank() < 2) {
+                  return Invalid("MLAAttention", "c_kv must have rank 2 and k_pe rank 2 or 3");
+                }
+                return in[2].dims[1].size + in[3].dims.back().size;
+              }});
 }
 
 void RegisterMoeOps(OpRegistry& r) {
@@ -352,6 +412,56 @@ void RegisterMoeOps(OpRegistry& r) {
                 DSRT_RETURN_IF_ERROR(ExpectDType("ExpertWeight", in[0], DType::kI32, "ids"));
                 DSRT_RETURN_IF_ERROR(ExpectRank("ExpertWeight", in[0], 2, "ids"));
                 return Types{MakeType(DType::kF32, {in[0].dims[0], Dim::Static(1)})};
+              }});
+  r.Register({.name = "FusedMoE",
+              .summary = "The routed experts of an MoE layer in one op: x[T,H], topk_ids[T,K] (i32), "
+                         "topk_weights[T,K] (f32), then gate_0..gate_{E-1} [I,H], up_0..up_{E-1} [I,H], "
+                         "down_0..down_{E-1} [H,I]. Each expert runs down(silu(gate x) * up x) over just the "
+                         "tokens routed to it; results are scaled by the token's routing weight and summed, in "
+                         "expert order, into f32[T,H]. Attrs num_experts (E), top_k (K).",
+              .min_inputs = 6,
+              .max_inputs = -1,
+              .required_attrs = {"num_experts", "top_k"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                constexpr absl::string_view op = "FusedMoE";
+                DSRT_ASSIGN_OR_RETURN(int64_t experts, attrs.GetInt("num_experts"));
+                DSRT_ASSIGN_OR_RETURN(int64_t top_k, attrs.GetInt("top_k"));
+                if (experts < 1 || experts > kMaxDim) return Invalid(op, "num_experts must be positive");
+                if (top_k < 1 || top_k > experts) return Invalid(op, "top_k outside [1, num_experts]");
+                if (static_cast<int64_t>(in.size()) != 3 + 3 * experts) {
+                  return Invalid(op, absl::StrCat("takes x, topk_ids, topk_weights and 3 x ", experts,
+                                                  " expert weights, has ", in.size(), " inputs"));
+                }
+                const TensorType &x = in[0], &ids = in[1], &weights = in[2];
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, x, 2, "x"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, ids, 2, "topk_ids"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, weights, 2, "topk_weights"));
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, ids, DType::kI32, "topk_ids"));
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, weights, DType::kF32, "topk_weights"));
+                const Dim k = Dim::Static(top_k);
+                if (!(ids.dims[0] == x.dims[0]) || !(weights.dims[0] == x.dims[0]) || !(ids.dims[1] == k) ||
+                    !(weights.dims[1] == k)) {
+                  return Invalid(op, absl::StrCat("topk_ids ", ids.ToString(), " and topk_weights ",
+                                                  weights.ToString(), " must be [T,", top_k, "] for x ", x.ToString()));
+                }
+                const Dim hidden = x.dims[1];
+                const Dim inter = in[3].rank() == 2 ? in[3].dims[0] : Dim::Static(0);
+                if (hidden.is_symbolic() || inter.is_symbolic() || inter.size < 1) {
+                  return Invalid(op, absl::StrCat("gate_0 ", in[3].ToString(), " must be a static [I,H]"));
+                }
+                for (int64_t e = 0; e < experts; ++e) {
+                  const TensorType &gate = in[3 + e], &up = in[3 + experts + e], &down = in[3 + 2 * experts + e];
+                  const bool ok = gate.rank() == 2 && up.rank() == 2 && down.rank() == 2 && gate.dims[0] == inter &&
+                                  gate.dims[1] == hidden && up.dims == gate.dims && down.dims[0] == hidden &&
+                                  down.dims[1] == inter;
+                  if (!ok) {
+                    return Invalid(op, absl::StrCat("expert ", e, ": gate ", gate.ToString(), ", up ", up.ToString(),
+                                                    ", down ", down.ToString(), " must be [", inter.size, ",",
+                                                    hidden.size, "], [", inter.size, ",", hidden.size, "], [",
+                                                    hidden.size, ",", inter.size, "]"));
+                  }
+                }
+                return Types{MakeType(DType::kF32, {x.dims[0], hidden})};
               }});
 }
 

@@ -579,10 +579,18 @@ uint8_t F32ToF8E4M3(float value) {
 std::vector<std::string> PresetNames() {
   std::vector<std::string> names;
   for (const Preset& preset : kPresets) names.emplace_back(preset.name);
+  names.emplace_back("demo-v3");
   return names;
 }
 
 absl::StatusOr<std::string> PresetConfigJson(absl::string_view preset) {
+  if (preset == "demo-v3") {
+    // tiny-v3's shape with DeepSeek-V3's real vocabulary, so its real tokenizer fits.
+    std::string text = kTinyV3;
+    const std::string from = "\"vocab_size\": 768,";
+    text.replace(text.find(from), from.size(), "\"vocab_size\": 129280,");
+    return text;
+  }
   for (const Preset& known : kPresets) {
     if (known.name == preset) return std::string(known.config_json);
   }

@@ -20,6 +20,17 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine
   return session;
 }
 
+absl::StatusOr<const text::Tokenizer*> Session::tokenizer() {
+  if (tokenizer_ != nullptr) return tokenizer_.get();
+  const serialization::EngineProto& proto = engine_->proto();
+  if (proto.tokenizer_json().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        engine_->path(), " carries no tokenizer (its checkpoint had no tokenizer.json): pass token ids with --ids"));
+  }
+  DSRT_ASSIGN_OR_RETURN(tokenizer_, text::Tokenizer::FromJson(proto.tokenizer_json(), proto.tokenizer_config_json()));
+  return tokenizer_.get();
+}
+
 absl::Status Session::Step(const backends::StepInput& step, backends::StepOutput* out) {
   if (step.positions.size() != step.token_ids.size() || step.sequence_slots.size() != step.token_ids.size()) {
     return absl::InvalidArgumentError("step: token_ids, positions and sequence_slots differ in length");
@@ -55,7 +66,7 @@ absl::Status ValidatePrompt(const Session& session, const std::vector<int32_t>& 
 }  // namespace
 
 absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
-                                        const GenerateOptions& options, const std::function<void(int32_t)>& on_token) {
+                                        const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
   DSRT_RETURN_IF_ERROR(ValidatePrompt(session, prompt));
   DSRT_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
   GenerateResult result;
@@ -71,8 +82,8 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int3
   for (int64_t n = 0; n < options.max_new_tokens; ++n) {
     const int32_t token = sampler.Sample(absl::MakeConstSpan(last, out.vocab));
     result.generated.push_back(token);
-    if (on_token) on_token(token);
-    if (options.stop_at_eos && token == session.eos_token_id()) {
+    const bool go_on = on_token ? on_token(token) : true;
+    if (!go_on || (options.stop_at_eos && token == session.eos_token_id())) {
       result.finish_reason = "stop";
       break;
     }

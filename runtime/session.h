@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
 #include "runtime/sampler.h"
+#include "runtime/text/tokenizer.h"
 #include "serialization/engine_reader.h"
 
 namespace dsrt::runtime {
@@ -33,6 +34,8 @@ class Session {
   int64_t max_seq_len() const { return engine_->proto().info().max_seq_len(); }
   int64_t eos_token_id() const { return engine_->proto().info().eos_token_id(); }
   const backends::CacheLayout& cache_layout() const { return cache_->layout(); }
+  // The tokenizer the engine carries (read on first use); an error if it has none.
+  absl::StatusOr<const text::Tokenizer*> tokenizer();
 
   // Runs one step; positions must lie inside the engine's max sequence length.
   absl::Status Step(const backends::StepInput& step, backends::StepOutput* out);
@@ -43,6 +46,7 @@ class Session {
   std::unique_ptr<backends::Backend> backend_;
   std::unique_ptr<backends::Executable> executable_;
   std::unique_ptr<backends::KvCache> cache_;
+  std::unique_ptr<text::Tokenizer> tokenizer_;
 };
 
 struct GenerateOptions {
@@ -60,10 +64,11 @@ struct GenerateResult {
 };
 
 // Prefills `prompt` in one step, then decodes token by token through the KV cache.
-// `on_token` sees each generated token as it is chosen.
+// `on_token` sees each generated token as it is chosen; returning false stops
+// generation there (finish_reason "stop").
 absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
                                         const GenerateOptions& options,
-                                        const std::function<void(int32_t)>& on_token = {});
+                                        const std::function<bool(int32_t)>& on_token = {});
 
 }  // namespace dsrt::runtime
 

@@ -309,6 +309,70 @@ absl::Status Attention(const ir::Node& node, const Inputs& in, const Outputs& ou
   return absl::OkStatus();
 }
 
+// Absorbed MLA. Cache row of a token: [c_kv (rank) | k_pe (rope)], shared by every head.
+// W_UK[h] and W_UV[h] are read from kv_b_weight in place: rows h*(nope+v) .. +nope, then the next v.
+absl::Status MlaAttention(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  const Tensor &q_nope = *in[0], &q_pe = *in[1], &c_kv = *in[2], &k_pe = *in[3], &w = *in[4], &positions = *in[5];
+  DSRT_ASSIGN_OR_RETURN(int64_t slot, node.attrs().GetInt("cache_slot"));
+  DSRT_ASSIGN_OR_RETURN(double scale, node.attrs().GetDouble("scale"));
+  DSRT_ASSIGN_OR_RETURN(int64_t heads, node.attrs().GetInt("heads"));
+  DSRT_ASSIGN_OR_RETURN(int64_t nope, node.attrs().GetInt("qk_nope_head_dim"));
+  DSRT_ASSIGN_OR_RETURN(int64_t v_dim, node.attrs().GetInt("v_head_dim"));
+  const int64_t tokens = q_nope.dims[0], rank = c_kv.dims[1], rope = q_pe.dims[2];
+  const int64_t head_rows = nope + v_dim;
+  const ir::DType cache_dtype = ctx.cache->layout().dtype;
+  for (int64_t t = 0; t < tokens; ++t) {
+    void* row = ctx.cache->Row(static_cast<int>(slot), ctx.step->sequence_slots[t], positions.i[t]);
+    StoreRow(row, cache_dtype, c_kv.f.data() + t * rank, rank);
+    StoreRow(static_cast<uint8_t*>(row) + ir::DTypeBytes(cache_dtype, rank), cache_dtype, k_pe.f.data() + t * rope,
+             rope);
+  }
+  out[0]->Allocate(node.output()->type().dtype, {tokens, heads, v_dim});
+  std::vector<float> cached(rank + rope);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t length = positions.i[t] + 1;
+    std::vector<std::vector<float>> latents(length), rope_keys(length);
+    for (int64_t j = 0; j < length; ++j) {
+      const void* row = ctx.cache->Row(static_cast<int>(slot), ctx.step->sequence_slots[t], j);
+      LoadRow(row, cache_dtype, rank + rope, cached.data());
+      latents[j].assign(cached.begin(), cached.begin() + rank);
+      rope_keys[j].assign(cached.begin() + rank, cached.end());
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* qn = q_nope.f.data() + (t * heads + h) * nope;
+      const float* qp = q_pe.f.data() + (t * heads + h) * rope;
+      const float* w_uk = w.f.data() + h * head_rows * rank;
+      const float* w_uv = w_uk + nope * rank;
+      std::vector<double> q_latent(rank, 0.0);  // W_UK[h]^T q_nope[h]
+      for (int64_t d = 0; d < nope; ++d) {
+        for (int64_t r = 0; r < rank; ++r) q_latent[r] += static_cast<double>(qn[d]) * w_uk[d * rank + r];
+      }
+      std::vector<double> scores(length);
+      double max_score = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < length; ++j) {
+        double dot = 0;
+        for (int64_t r = 0; r < rank; ++r) dot += q_latent[r] * latents[j][r];
+        for (int64_t d = 0; d < rope; ++d) dot += static_cast<double>(qp[d]) * rope_keys[j][d];
+        scores[j] = dot * scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      double total = 0;
+      for (double& s : scores) total += (s = std::exp(s - max_score));
+      std::vector<double> o_latent(rank, 0.0);  // sum_j p_j c_kv_j
+      for (int64_t j = 0; j < length; ++j) {
+        for (int64_t r = 0; r < rank; ++r) o_latent[r] += scores[j] / total * latents[j][r];
+      }
+      float* oh = out[0]->f.data() + (t * heads + h) * v_dim;
+      for (int64_t e = 0; e < v_dim; ++e) {
+        double acc = 0;
+        for (int64_t r = 0; r < rank; ++r) acc += o_latent[r] * w_uv[e * rank + r];
+        oh[e] = static_cast<float>(acc);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Indices of the `k` largest of `scores` (ties: lower index first), best first.
 std::vector<int> TopK(const std::vector<double>& scores, int k) {
   std::vector<int> order(scores.size());
@@ -416,6 +480,53 @@ absl::Status ExpertWeight(const ir::Node& node, const Inputs& in, const Outputs&
   return absl::OkStatus();
 }
 
+// Routed experts over just their tokens. Rounds to f32 where the per-expert graph does
+// (after each Linear, Silu, Mul and Add) and sums in expert order, so it reproduces
+// that graph exactly while doing top_k / num_experts of its work.
+absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
+  const Tensor &x = *in[0], &ids = *in[1], &weights = *in[2];
+  const int64_t tokens = x.dims[0], hidden = x.dims[1], top_k = ids.dims[1];
+  const int64_t inter = in[3]->dims[0];
+  // Group the tokens by expert: (token, routing weight), the weight summed as ExpertWeight does.
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t k = 0; k < top_k; ++k) {
+      const int32_t e = ids.i[t * top_k + k];
+      if (e < 0 || e >= experts) return absl::OutOfRangeError(absl::StrCat("expert id ", e, " out of range"));
+      auto& group = routed[e];
+      if (!group.empty() && group.back().first == t) group.back().second += weights.f[t * top_k + k];
+      else group.push_back({t, 0.0f + weights.f[t * top_k + k]});
+    }
+  }
+  out[0]->Allocate(node.output()->type().dtype, {tokens, hidden});
+  std::vector<float> act(inter), up(inter);
+  for (int64_t e = 0; e < experts; ++e) {
+    const Tensor &w_gate = *in[3 + e], &w_up = *in[3 + experts + e], &w_down = *in[3 + 2 * experts + e];
+    for (const auto& [t, weight] : routed[e]) {
+      const float* xt = x.f.data() + t * hidden;
+      for (int64_t o = 0; o < inter; ++o) {
+        double g = 0, u = 0;
+        for (int64_t j = 0; j < hidden; ++j) {
+          g += static_cast<double>(xt[j]) * w_gate.f[o * hidden + j];
+          u += static_cast<double>(xt[j]) * w_up.f[o * hidden + j];
+        }
+        const double gf = static_cast<float>(g);
+        const float silu = static_cast<float>(gf / (1.0 + std::exp(-gf)));
+        act[o] = silu * static_cast<float>(u);
+      }
+      float* yt = out[0]->f.data() + t * hidden;
+      for (int64_t o = 0; o < hidden; ++o) {
+        double acc = 0;
+        for (int64_t j = 0; j < inter; ++j) acc += static_cast<double>(act[j]) * w_down.f[o * inter + j];
+        const float weighted = static_cast<float>(acc) * weight;
+        yt[o] += weighted;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int64_t Tensor::size() const { return ir::NumElements(dims); }
@@ -453,8 +564,10 @@ const absl::flat_hash_map<std::string, Kernel>& Kernels() {
       {"Concat", Concat},
       {"Rope", Rope},
       {"Attention", Attention},
+      {"MLAAttention", MlaAttention},
       {"Router", Router},
       {"ExpertWeight", ExpertWeight},
+      {"FusedMoE", FusedMoe},
   };
   return *kernels;
 }

