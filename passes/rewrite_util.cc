@@ -20,6 +20,15 @@ int64_t NormalizedAxis(const ir::Node& node, int rank) {
   return axis >= 0 && axis < rank ? axis : -1;
 }
 
+ReaderIndex IndexReaders(const ir::Graph& graph) {
+  ReaderIndex readers;
+  for (const auto& node : graph.nodes()) {
+    for (const ir::Value* input : node->inputs()) readers[input].push_back(node.get());
+  }
+  for (const ir::Value* out : graph.outputs()) readers[out].push_back(nullptr);
+  return readers;
+}
+
 void RemoveUnusedNodes(ir::Graph& graph, const std::vector<ir::Node*>& candidates) {
   absl::flat_hash_map<const ir::Value*, int> readers;
   for (const auto& node : graph.nodes()) {

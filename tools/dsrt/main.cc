@@ -25,6 +25,7 @@
 #include "runtime/npy.h"
 #include "runtime/session.h"
 #include "runtime/text_generation.h"
+#include "runtime/tokenize.h"
 #include "tools/dsrt/progress.h"
 
 namespace dsrt::cli {
@@ -255,6 +256,58 @@ int RunRun(const RunArgs& a) {
   return 0;
 }
 
+// ---- tokenize ----
+struct TokenizeArgs {
+  std::string source;  // an engine file or a directory with tokenizer.json
+  std::string tokenizer_dir;
+  std::string text;
+  std::string file;
+  std::string jsonl;
+  bool no_special = false;
+  bool json = false;
+};
+
+void PrintIds(const std::vector<int32_t>& ids, bool json) {
+  if (json) std::printf("%s\n", nlohmann::json{{"ids", ids}}.dump().c_str());
+  else std::printf("%s\n", absl::StrJoin(ids, ",").c_str());
+}
+
+int RunTokenize(const TokenizeArgs& a) {
+  const std::string source = a.tokenizer_dir.empty() ? a.source : a.tokenizer_dir;
+  if (source.empty()) return Fail(absl::InvalidArgumentError("tokenize needs an engine file or --tokenizer DIR"));
+  const int inputs = !a.text.empty() + !a.file.empty() + !a.jsonl.empty();
+  if (inputs != 1) return Fail(absl::InvalidArgumentError("tokenize needs exactly one of --text, --file, --jsonl"));
+  auto tokenizer = runtime::LoadTokenizer(source);
+  if (!tokenizer.ok()) return Fail(tokenizer.status());
+  const bool add_special = !a.no_special;
+  if (!a.jsonl.empty()) {
+    auto text = ReadFile(a.jsonl);
+    if (!text.ok()) return Fail(text.status());
+    int line_number = 0;
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) {
+      ++line_number;
+      nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
+      if (value.is_discarded() || !value.is_string()) {
+        return Fail(absl::InvalidArgumentError(a.jsonl + ":" + std::to_string(line_number) + ": not a JSON string"));
+      }
+      auto ids = (*tokenizer)->Encode(value.get<std::string>(), add_special);
+      if (!ids.ok()) return Fail(ids.status());
+      PrintIds(*ids, true);
+    }
+    return 0;
+  }
+  std::string input = a.text;
+  if (!a.file.empty()) {
+    auto text = ReadFile(a.file);
+    if (!text.ok()) return Fail(text.status());
+    input = *text;
+  }
+  auto ids = (*tokenizer)->Encode(input, add_special);
+  if (!ids.ok()) return Fail(ids.status());
+  PrintIds(*ids, a.json);
+  return 0;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -309,6 +362,16 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--dump-logits", run.dump_logits, "write prompt logits [T, vocab] as .npy");
   run_cmd->add_option("--backend", run.backend, "reference");
 
+  TokenizeArgs tokenize;
+  auto* tokenize_cmd = app.add_subcommand("tokenize", "text to token ids with an engine's (or a directory's) tokenizer");
+  tokenize_cmd->add_option("source", tokenize.source, "engine file or checkpoint directory");
+  tokenize_cmd->add_option("--tokenizer", tokenize.tokenizer_dir, "directory with tokenizer.json");
+  tokenize_cmd->add_option("--text", tokenize.text, "the text");
+  tokenize_cmd->add_option("--file", tokenize.file, "read the text from a file");
+  tokenize_cmd->add_option("--jsonl", tokenize.jsonl, "one JSON string a line; one {\"ids\"} object a line out");
+  tokenize_cmd->add_flag("--no-special", tokenize.no_special, "no BOS");
+  tokenize_cmd->add_flag("--json", tokenize.json, "print {\"ids\": [...]}");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -321,6 +384,7 @@ int Main(int argc, char** argv) {
   if (*build_cmd) return RunBuild(build);
   if (*inspect_cmd) return RunInspect(inspect);
   if (*run_cmd) return RunRun(run);
+  if (*tokenize_cmd) return RunTokenize(tokenize);
   return 1;
 }
 
