@@ -12,6 +12,8 @@
 #include "ir/status_macros.h"
 #include "ir/verifier.h"
 #include "passes/dce.h"
+#include "passes/mla_absorb.h"
+#include "passes/moe_fuse.h"
 
 namespace dsrt::passes {
 namespace {
@@ -69,12 +71,14 @@ absl::StatusOr<std::vector<PassRecord>> PassManager::Run(ir::Graph& graph) {
 }
 
 absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name) {
+  if (name == "mla-absorb") return std::unique_ptr<Pass>(new MlaAbsorb());
+  if (name == "moe-fuse") return std::unique_ptr<Pass>(new MoeFuse());
   if (name == "dce") return std::unique_ptr<Pass>(new Dce());
   return absl::InvalidArgumentError(
       absl::StrCat("unknown pass '", name, "' (known: ", absl::StrJoin(KnownPassNames(), ", "), ")"));
 }
 
-std::vector<std::string> KnownPassNames() { return {"dce"}; }
+std::vector<std::string> KnownPassNames() { return {"mla-absorb", "moe-fuse", "dce"}; }
 
 std::vector<std::string> DefaultPipeline() { return {"dce"}; }
 
