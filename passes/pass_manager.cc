@@ -80,6 +80,6 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name) {
 
 std::vector<std::string> KnownPassNames() { return {"mla-absorb", "moe-fuse", "dce"}; }
 
-std::vector<std::string> DefaultPipeline() { return {"dce"}; }
+std::vector<std::string> DefaultPipeline() { return {"mla-absorb", "moe-fuse", "dce"}; }
 
 }  // namespace dsrt::passes

@@ -116,6 +116,43 @@ TEST(Attention, AttendsOnlyToCachedPositionsUpToItsOwn) {
   EXPECT_FLOAT_EQ(run.outputs[0].f[1], 2.0f);  // position 1 averages both
 }
 
+// 1 head, qk_nope 1, v 1, kv_lora_rank 2, rope 1. kv_b_weight rows: W_UK = [1, 0] (k_nope
+// = c_kv[0]), W_UV = [0, 1] (v = c_kv[1]). Cache rows are [c_kv | k_pe].
+TEST(MLAAttention, AttendsOverTheCachedLatentAndExpandsItPerHead) {
+  CacheLayout layout{{3}, DType::kF32};
+  ContiguousKvCache cache(layout, 1, 8);
+  // Two tokens with equal scores (k_nope 0, k_pe 0): values 1 and 3.
+  Tensor q_nope = Floats({2, 1, 1}, {1.0f, 1.0f}), q_pe = Floats({2, 1, 1}, {1.0f, 1.0f});
+  Tensor c_kv = Floats({2, 2}, {0.0f, 1.0f, 0.0f, 3.0f}), k_pe = Floats({2, 1, 1}, {0.0f, 0.0f});
+  Tensor kv_b = Floats({2, 2}, {1.0f, 0.0f, 0.0f, 1.0f});
+  Tensor positions = Ints({2}, {0, 1});
+  StepInput step = StepInput::ForSequence({5, 6}, 0);
+  OpRun run;
+  ASSERT_TRUE(run.Run("MLAAttention", {&q_nope, &q_pe, &c_kv, &k_pe, &kv_b, &positions},
+                      {{"cache_slot", int64_t{0}}, {"scale", 1.0}, {"heads", int64_t{1}},
+                       {"qk_nope_head_dim", int64_t{1}}, {"v_head_dim", int64_t{1}}},
+                      KernelContext{&step, &cache})
+                  .ok());
+  EXPECT_FLOAT_EQ(run.outputs[0].f[0], 1.0f);  // position 0 sees only itself
+  EXPECT_FLOAT_EQ(run.outputs[0].f[1], 2.0f);  // position 1 averages both
+  const float* row1 = static_cast<const float*>(cache.Row(0, 0, 1));
+  EXPECT_EQ(std::vector<float>(row1, row1 + 3), (std::vector<float>{0.0f, 3.0f, 0.0f}));
+}
+
+// Hidden 1, 2 experts of intermediate size 1, top-1: expert e computes silu(x) * x * (e + 1).
+TEST(FusedMoE, RunsEachExpertOnItsTokensAndScalesByTheRoutingWeight) {
+  Tensor x = Floats({2, 1}, {1.0f, 2.0f});
+  Tensor ids = Ints({2, 1}, {1, 0}), weights = Floats({2, 1}, {0.5f, 0.25f});
+  Tensor one = Floats({1, 1}, {1.0f}), two = Floats({1, 1}, {2.0f});
+  OpRun run;
+  ASSERT_TRUE(run.Run("FusedMoE", {&x, &ids, &weights, &one, &one, &one, &one, &one, &two},
+                      {{"num_experts", int64_t{2}}, {"top_k", int64_t{1}}})
+                  .ok());
+  auto silu = [](double v) { return v / (1.0 + std::exp(-v)); };
+  EXPECT_FLOAT_EQ(run.outputs[0].f[0], static_cast<float>(silu(1.0) * 1.0 * 2.0 * 0.5));   // token 0 → expert 1
+  EXPECT_FLOAT_EQ(run.outputs[0].f[1], static_cast<float>(silu(2.0) * 2.0 * 1.0 * 0.25));  // token 1 → expert 0
+}
+
 TEST(Embedding, RefusesIdsOutsideTheTable) {
   Tensor table = Floats({2, 1}, {1.0f, 2.0f});
   Tensor ids = Ints({1}, {2});
