@@ -19,17 +19,21 @@ struct StepInput {
   std::vector<int32_t> token_ids;
   std::vector<int32_t> positions;
   std::vector<int32_t> sequence_slots;
+  // f32 [tokens, hidden]: the "hidden" input of graphs that have one (the MTP module).
+  std::vector<float> hidden;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   // One sequence, `ids` at positions start, start+1, ...
   static StepInput ForSequence(const std::vector<int32_t>& ids, int32_t start, int32_t slot = 0);
 };
 
-// The graph's first output, f32 [tokens, vocab], row-major.
+// The graph's first output, f32 [tokens, vocab], row-major; and its second, when it
+// has one, the hidden state f32 [tokens, hidden_size] the MTP module reads.
 struct StepOutput {
   std::vector<float> logits;
   int64_t rows = 0;
   int64_t vocab = 0;
+  std::vector<float> hidden;
   const float* row(int64_t i) const { return logits.data() + i * vocab; }
 };
 

@@ -374,6 +374,48 @@ void RegisterLayerOps(OpRegistry& r) {
               }});
 }
 
+// FusedMoE's checks; `op` names the op in errors (QFusedMoE passes its values as weights).
+absl::StatusOr<Types> InferFusedMoe(absl::string_view op, const AttrMap& attrs, Inputs in) {
+  DSRT_ASSIGN_OR_RETURN(int64_t experts, attrs.GetInt("num_experts"));
+  DSRT_ASSIGN_OR_RETURN(int64_t top_k, attrs.GetInt("top_k"));
+  if (experts < 1 || experts > kMaxDim) return Invalid(op, "num_experts must be positive");
+  if (top_k < 1 || top_k > experts) return Invalid(op, "top_k outside [1, num_experts]");
+  if (static_cast<int64_t>(in.size()) != 3 + 3 * experts) {
+    return Invalid(op, absl::StrCat("takes x, topk_ids, topk_weights and 3 x ", experts,
+                                    " expert weights, has ", in.size(), " inputs"));
+  }
+  const TensorType &x = in[0], &ids = in[1], &weights = in[2];
+  DSRT_RETURN_IF_ERROR(ExpectRank(op, x, 2, "x"));
+  DSRT_RETURN_IF_ERROR(ExpectRank(op, ids, 2, "topk_ids"));
+  DSRT_RETURN_IF_ERROR(ExpectRank(op, weights, 2, "topk_weights"));
+  DSRT_RETURN_IF_ERROR(ExpectDType(op, ids, DType::kI32, "topk_ids"));
+  DSRT_RETURN_IF_ERROR(ExpectDType(op, weights, DType::kF32, "topk_weights"));
+  const Dim k = Dim::Static(top_k);
+  if (!(ids.dims[0] == x.dims[0]) || !(weights.dims[0] == x.dims[0]) || !(ids.dims[1] == k) ||
+      !(weights.dims[1] == k)) {
+    return Invalid(op, absl::StrCat("topk_ids ", ids.ToString(), " and topk_weights ",
+                                    weights.ToString(), " must be [T,", top_k, "] for x ", x.ToString()));
+  }
+  const Dim hidden = x.dims[1];
+  const Dim inter = in[3].rank() == 2 ? in[3].dims[0] : Dim::Static(0);
+  if (hidden.is_symbolic() || inter.is_symbolic() || inter.size < 1) {
+    return Invalid(op, absl::StrCat("gate_0 ", in[3].ToString(), " must be a static [I,H]"));
+  }
+  for (int64_t e = 0; e < experts; ++e) {
+    const TensorType &gate = in[3 + e], &up = in[3 + experts + e], &down = in[3 + 2 * experts + e];
+    const bool ok = gate.rank() == 2 && up.rank() == 2 && down.rank() == 2 && gate.dims[0] == inter &&
+                    gate.dims[1] == hidden && up.dims == gate.dims && down.dims[0] == hidden &&
+                    down.dims[1] == inter;
+    if (!ok) {
+      return Invalid(op, absl::StrCat("expert ", e, ": gate ", gate.ToString(), ", up ", up.ToString(),
+                                      ", down ", down.ToString(), " must be [", inter.size, ",",
+                                      hidden.size, "], [", inter.size, ",", hidden.size, "], [",
+                                      hidden.size, ",", inter.size, "]"));
+    }
+  }
+  return Types{MakeType(DType::kF32, {x.dims[0], hidden})};
+}
+
 void RegisterMoeOps(OpRegistry& r) {
   r.Register({.name = "Router",
               .summary = "MoE gate: scores = softmax|sigmoid(x @ weight^T) in f32; top-k by attr 'method' "
@@ -423,45 +465,88 @@ void RegisterMoeOps(OpRegistry& r) {
               .max_inputs = -1,
               .required_attrs = {"num_experts", "top_k"},
               .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
-                constexpr absl::string_view op = "FusedMoE";
+                return InferFusedMoe("FusedMoE", attrs, in);
+              }});
+}
+
+// x[..., in] against quantized values [out, in] and scales f32[out, ceil(in / group_size)].
+absl::Status CheckQuantizedWeight(absl::string_view op, const TensorType& values, const TensorType& scales,
+                                  int64_t group_size, absl::string_view what) {
+  if (values.dtype != DType::kI8 && values.dtype != DType::kI4) {
+    return Invalid(op, absl::StrCat(what, " values must be i8 or i4, got ", values.ToString()));
+  }
+  DSRT_RETURN_IF_ERROR(ExpectRank(op, values, 2, absl::StrCat(what, " values")));
+  DSRT_RETURN_IF_ERROR(ExpectRank(op, scales, 2, absl::StrCat(what, " scales")));
+  DSRT_RETURN_IF_ERROR(ExpectDType(op, scales, DType::kF32, absl::StrCat(what, " scales")));
+  if (values.dims[0].is_symbolic() || values.dims[1].is_symbolic()) {
+    return Invalid(op, absl::StrCat(what, " values must be static, got ", values.ToString()));
+  }
+  const int64_t groups = (values.dims[1].size + group_size - 1) / group_size;
+  if (!(scales.dims[0] == values.dims[0]) || !(scales.dims[1] == Dim::Static(groups))) {
+    return Invalid(op, absl::StrCat(what, " scales ", scales.ToString(), " must be [", values.dims[0].size, ",", groups,
+                                    "] for values ", values.ToString(), " in groups of ", group_size));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> GroupSize(absl::string_view op, const AttrMap& attrs) {
+  DSRT_ASSIGN_OR_RETURN(int64_t group_size, attrs.GetInt("group_size"));
+  if (group_size < 1 || group_size > kMaxDim) {
+    return Invalid(op, absl::StrCat("group_size ", group_size, " must be positive"));
+  }
+  return group_size;
+}
+
+// Weight-only quantized ops: weights as integer values with one f32 scale per group of
+// `group_size` consecutive input columns of an output row; w[o, j] = values[o, j] *
+// scales[o, j / group_size]. i4 values pack two a byte, low nibble first.
+void RegisterQuantizedOps(OpRegistry& r) {
+  r.Register({.name = "QLinear",
+              .summary = "Linear with a weight-only quantized weight: x[..., in] @ (values[out, in] (i8 or i4) * "
+                         "scales[out, ceil(in / group_size)] per group)^T, accumulated in f32; the result is in "
+                         "attr 'dtype' (default: x's dtype).",
+              .min_inputs = 3,
+              .max_inputs = 3,
+              .required_attrs = {"group_size"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_ASSIGN_OR_RETURN(int64_t group_size, GroupSize("QLinear", attrs));
+                DSRT_RETURN_IF_ERROR(CheckQuantizedWeight("QLinear", in[1], in[2], group_size, "weight"));
+                const TensorType& x = in[0];
+                if (x.rank() < 1 || !(x.dims.back() == in[1].dims[1])) {
+                  return Invalid("QLinear", absl::StrCat("x ", x.ToString(), " does not match weight ",
+                                                         in[1].ToString()));
+                }
+                TensorType out = x;
+                out.dims.back() = in[1].dims[0];
+                if (attrs.Has("dtype")) {
+                  DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
+                  DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
+                }
+                return Types{out};
+              }});
+  r.Register({.name = "QFusedMoE",
+              .summary = "FusedMoE with weight-only quantized experts: x, topk_ids, topk_weights, then the values "
+                         "gate_0..gate_{E-1}, up_0.., down_0.. (i8 or i4, shaped as FusedMoE's weights), then their "
+                         "scales in the same order (f32 [rows, ceil(cols / group_size)]). Attrs num_experts, top_k, "
+                         "group_size.",
+              .min_inputs = 9,
+              .max_inputs = -1,
+              .required_attrs = {"num_experts", "top_k", "group_size"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                constexpr absl::string_view op = "QFusedMoE";
                 DSRT_ASSIGN_OR_RETURN(int64_t experts, attrs.GetInt("num_experts"));
-                DSRT_ASSIGN_OR_RETURN(int64_t top_k, attrs.GetInt("top_k"));
+                DSRT_ASSIGN_OR_RETURN(int64_t group_size, GroupSize(op, attrs));
                 if (experts < 1 || experts > kMaxDim) return Invalid(op, "num_experts must be positive");
-                if (top_k < 1 || top_k > experts) return Invalid(op, "top_k outside [1, num_experts]");
-                if (static_cast<int64_t>(in.size()) != 3 + 3 * experts) {
-                  return Invalid(op, absl::StrCat("takes x, topk_ids, topk_weights and 3 x ", experts,
-                                                  " expert weights, has ", in.size(), " inputs"));
+                if (static_cast<int64_t>(in.size()) != 3 + 6 * experts) {
+                  return Invalid(op, absl::StrCat("takes x, topk_ids, topk_weights, 3 x ", experts,
+                                                  " expert values and as many scales, has ", in.size(), " inputs"));
                 }
-                const TensorType &x = in[0], &ids = in[1], &weights = in[2];
-                DSRT_RETURN_IF_ERROR(ExpectRank(op, x, 2, "x"));
-                DSRT_RETURN_IF_ERROR(ExpectRank(op, ids, 2, "topk_ids"));
-                DSRT_RETURN_IF_ERROR(ExpectRank(op, weights, 2, "topk_weights"));
-                DSRT_RETURN_IF_ERROR(ExpectDType(op, ids, DType::kI32, "topk_ids"));
-                DSRT_RETURN_IF_ERROR(ExpectDType(op, weights, DType::kF32, "topk_weights"));
-                const Dim k = Dim::Static(top_k);
-                if (!(ids.dims[0] == x.dims[0]) || !(weights.dims[0] == x.dims[0]) || !(ids.dims[1] == k) ||
-                    !(weights.dims[1] == k)) {
-                  return Invalid(op, absl::StrCat("topk_ids ", ids.ToString(), " and topk_weights ",
-                                                  weights.ToString(), " must be [T,", top_k, "] for x ", x.ToString()));
+                for (int64_t i = 0; i < 3 * experts; ++i) {
+                  DSRT_RETURN_IF_ERROR(CheckQuantizedWeight(op, in[3 + i], in[3 + 3 * experts + i], group_size,
+                                                            absl::StrCat("expert weight ", i)));
+                  if (in[3 + i].dtype != in[3].dtype) return Invalid(op, "expert values mix i8 and i4");
                 }
-                const Dim hidden = x.dims[1];
-                const Dim inter = in[3].rank() == 2 ? in[3].dims[0] : Dim::Static(0);
-                if (hidden.is_symbolic() || inter.is_symbolic() || inter.size < 1) {
-                  return Invalid(op, absl::StrCat("gate_0 ", in[3].ToString(), " must be a static [I,H]"));
-                }
-                for (int64_t e = 0; e < experts; ++e) {
-                  const TensorType &gate = in[3 + e], &up = in[3 + experts + e], &down = in[3 + 2 * experts + e];
-                  const bool ok = gate.rank() == 2 && up.rank() == 2 && down.rank() == 2 && gate.dims[0] == inter &&
-                                  gate.dims[1] == hidden && up.dims == gate.dims && down.dims[0] == hidden &&
-                                  down.dims[1] == inter;
-                  if (!ok) {
-                    return Invalid(op, absl::StrCat("expert ", e, ": gate ", gate.ToString(), ", up ", up.ToString(),
-                                                    ", down ", down.ToString(), " must be [", inter.size, ",",
-                                                    hidden.size, "], [", inter.size, ",", hidden.size, "], [",
-                                                    hidden.size, ",", inter.size, "]"));
-                  }
-                }
-                return Types{MakeType(DType::kF32, {x.dims[0], hidden})};
+                return InferFusedMoe(op, attrs, in.subspan(0, 3 + 3 * experts));
               }});
 }
 
@@ -473,6 +558,7 @@ void RegisterCoreOps(OpRegistry& registry) {
   RegisterShapeOps(registry);
   RegisterLayerOps(registry);
   RegisterMoeOps(registry);
+  RegisterQuantizedOps(registry);
 }
 
 }  // namespace dsrt::ir

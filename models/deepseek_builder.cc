@@ -51,6 +51,30 @@ class DeepSeekGraphWriter {
     const std::string head = c_.tie_word_embeddings ? std::string(kEmbedTokens) : std::string(kLmHead);
     Value* logits = b_.Linear(normed, Weight(head, {c_.vocab_size, c_.hidden_size}), "logits");
     b_.Output(logits);
+    if (c_.num_nextn_predict_layers > 0) b_.Output(normed);  // what the MTP module reads
+    return b_.status();
+  }
+
+  // The multi-token-prediction module of depth `depth` (layer num_hidden_layers + depth),
+  // as vLLM, SGLang and TensorRT-LLM run DeepSeek-V3's: it reads the main model's final
+  // normed hidden state at position i and the embedding of token i+1, and predicts i+2.
+  absl::Status WriteMtp(int64_t depth) {
+    const int64_t layer = c_.num_hidden_layers + depth;
+    const int64_t hidden = c_.hidden_size;
+    Value* ids = b_.Parameter("token_ids", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
+    positions_ = b_.Parameter("positions", ir::MakeType(DType::kI32, {Dim::Symbolic(ir::kTokensDim)}));
+    Value* previous = b_.Parameter("hidden", ir::MakeType(DType::kF32, {Dim::Symbolic(ir::kTokensDim), Dim::Static(hidden)}));
+    b_.SetScope(absl::StrCat("layers.", layer));
+    Value* embedded = b_.Op("Embedding", {Weight(LayerTensor(layer, kMtpEmbedTokens), {c_.vocab_size, hidden}), ids},
+                            {{"dtype", std::string("f32")}}, "embed");
+    Value* joined = b_.Op("Concat", {Norm(embedded, LayerTensor(layer, kMtpEnorm), hidden),
+                                     Norm(previous, LayerTensor(layer, kMtpHnorm), hidden)},
+                          {{"axis", int64_t{1}}}, "eh");
+    Value* h = b_.Linear(joined, Weight(LayerTensor(layer, kMtpEhProj), {hidden, 2 * hidden}), "eh_proj");
+    h = DecoderLayer(layer, h, /*cache_slot=*/0);
+    b_.SetScope(absl::StrCat("layers.", layer, ".shared_head"));
+    Value* normed = Norm(h, LayerTensor(layer, kMtpSharedHeadNorm), hidden);
+    b_.Output(b_.Linear(normed, Weight(LayerTensor(layer, kMtpSharedHeadHead), {c_.vocab_size, hidden}), "logits"));
     return b_.status();
   }
 
@@ -66,9 +90,11 @@ class DeepSeekGraphWriter {
     return b_.Op("RMSNorm", {x, Weight(weight, {dim})}, {{"eps", c_.rms_norm_eps}});
   }
 
-  Value* DecoderLayer(int64_t layer, Value* h) {
+  Value* DecoderLayer(int64_t layer, Value* h) { return DecoderLayer(layer, h, layer); }
+
+  Value* DecoderLayer(int64_t layer, Value* h, int64_t cache_slot) {
     Value* x = Norm(h, LayerTensor(layer, kInputLayernorm), c_.hidden_size);
-    h = b_.Add(h, Attention(layer, x), "attn_residual");
+    h = b_.Add(h, Attention(layer, x, cache_slot), "attn_residual");
     Value* normed = Norm(h, LayerTensor(layer, kPostAttentionLayernorm), c_.hidden_size);
     Value* mlp = c_.IsMoeLayer(layer) ? Moe(layer, normed) : Mlp(layer, "mlp", c_.intermediate_size, normed);
     return b_.Add(h, mlp, "mlp_residual");
@@ -78,7 +104,7 @@ class DeepSeekGraphWriter {
     return b_.Op("Rope", {x, positions_}, {{"inv_freq", RopeInvFreq(c_)}, {"scale", RopeCosSinScale(c_)}});
   }
 
-  Value* Attention(int64_t layer, Value* x) {
+  Value* Attention(int64_t layer, Value* x, int64_t cache_slot) {
     const int64_t heads = c_.num_attention_heads, nope = c_.qk_nope_head_dim, rope = c_.qk_rope_head_dim;
     const int64_t v_dim = c_.v_head_dim, rank = c_.kv_lora_rank, qk = c_.qk_head_dim();
     auto W = [&](absl::string_view suffix, std::vector<int64_t> shape) {
@@ -109,7 +135,7 @@ class DeepSeekGraphWriter {
     Value* key = b_.Op("Concat", {k_nope, b_.Op("Expand", {k_pe}, {{"shape", std::vector<int64_t>{0, heads, 0}}})},
                        {{"axis", int64_t{2}}}, "key");
     Value* attn = b_.Op("Attention", {query, key, v, positions_},
-                        {{"cache_slot", layer}, {"scale", AttentionSoftmaxScale(c_)}, {"cache_dtype", DTypeString(act_)}}, "attn");
+                        {{"cache_slot", cache_slot}, {"scale", AttentionSoftmaxScale(c_)}, {"cache_dtype", DTypeString(act_)}}, "attn");
     attn = b_.Reshape(attn, {0, heads * v_dim});
     return b_.Linear(attn, W(kOProj, {c_.hidden_size, heads * v_dim}), "attn_out");
   }
@@ -221,6 +247,18 @@ absl::StatusOr<std::unique_ptr<ir::Graph>> BuildDeepSeekGraph(const DeepSeekConf
   auto graph = std::make_unique<ir::Graph>("main");
   DeepSeekGraphWriter writer(config, options, *graph);
   DSRT_RETURN_IF_ERROR(writer.Write());
+  return graph;
+}
+
+absl::StatusOr<std::unique_ptr<ir::Graph>> BuildDeepSeekMtpGraph(const DeepSeekConfig& config,
+                                                                 const GraphOptions& options, int64_t depth) {
+  if (depth < 0 || depth >= config.num_nextn_predict_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("MTP depth ", depth, ": the config has ",
+                                                   config.num_nextn_predict_layers, " MTP layer(s)"));
+  }
+  auto graph = std::make_unique<ir::Graph>("mtp");
+  DeepSeekGraphWriter writer(config, options, *graph);
+  DSRT_RETURN_IF_ERROR(writer.WriteMtp(depth));
   return graph;
 }
 

@@ -27,6 +27,14 @@ struct GraphOptions {
 absl::StatusOr<std::unique_ptr<ir::Graph>> BuildDeepSeekGraph(const DeepSeekConfig& config,
                                                               const GraphOptions& options);
 
+// DeepSeek-V3's multi-token-prediction module `depth` as its own graph: inputs
+// "token_ids" (token i+1), "positions" and "hidden" (the main graph's second output,
+// the final normed hidden state at position i); output "logits" for token i+2. Its
+// attention uses cache slot 0 of its own cache. The main graph has that second
+// output only when the config has MTP layers.
+absl::StatusOr<std::unique_ptr<ir::Graph>> BuildDeepSeekMtpGraph(const DeepSeekConfig& config,
+                                                                 const GraphOptions& options, int64_t depth = 0);
+
 // The dtype a weight is stored in within an engine of `activation` dtype.
 ir::DType EngineWeightDType(absl::string_view name, ir::DType activation);
 

@@ -14,6 +14,7 @@
 #include "passes/dce.h"
 #include "passes/mla_absorb.h"
 #include "passes/moe_fuse.h"
+#include "passes/quantize_weights.h"
 
 namespace dsrt::passes {
 namespace {
@@ -23,6 +24,10 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   out << text;
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
+}
+
+bool QuantizesWeights(const PipelineOptions& options) {
+  return options.weights == "int8" || options.weights == "int4";
 }
 
 }  // namespace
@@ -70,16 +75,24 @@ absl::StatusOr<std::vector<PassRecord>> PassManager::Run(ir::Graph& graph) {
   return records;
 }
 
-absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name) {
+absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const PipelineOptions& options) {
   if (name == "mla-absorb") return std::unique_ptr<Pass>(new MlaAbsorb());
   if (name == "moe-fuse") return std::unique_ptr<Pass>(new MoeFuse());
+  if (name == "quantize-weights") {
+    const std::string scheme = QuantizesWeights(options) ? options.weights : "int8";
+    DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(scheme, options.quant_group_size));
+    return std::unique_ptr<Pass>(new QuantizeWeights(scheme, options.quant_group_size));
+  }
   if (name == "dce") return std::unique_ptr<Pass>(new Dce());
   return absl::InvalidArgumentError(
       absl::StrCat("unknown pass '", name, "' (known: ", absl::StrJoin(KnownPassNames(), ", "), ")"));
 }
 
-std::vector<std::string> KnownPassNames() { return {"mla-absorb", "moe-fuse", "dce"}; }
+std::vector<std::string> KnownPassNames() { return {"mla-absorb", "moe-fuse", "quantize-weights", "dce"}; }
 
-std::vector<std::string> DefaultPipeline() { return {"mla-absorb", "moe-fuse", "dce"}; }
+std::vector<std::string> DefaultPipeline(const PipelineOptions& options) {
+  if (QuantizesWeights(options)) return {"mla-absorb", "moe-fuse", "quantize-weights", "dce"};
+  return {"mla-absorb", "moe-fuse", "dce"};
+}
 
 }  // namespace dsrt::passes

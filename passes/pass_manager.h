@@ -1,6 +1,7 @@
 #ifndef DSRT_PASSES_PASS_MANAGER_H_
 #define DSRT_PASSES_PASS_MANAGER_H_
 
+#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
@@ -43,11 +44,20 @@ class PassManager {
   std::vector<std::unique_ptr<Pass>> passes_;
 };
 
-// Every pass dsrt knows, by name (for pipelines and --disable-pass).
-absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name);
+// What the build options say about the pipeline.
+struct PipelineOptions {
+  std::string weights;          // "int8" or "int4" adds quantize-weights; anything else does not
+  int64_t quant_group_size = 128;
+};
+
+// Every pass dsrt knows, by name (for pipelines and --disable-pass). quantize-weights
+// takes its scheme and group size from `options` (int8 when `options.weights` names no
+// integer scheme); an invalid group size is an error naming it.
+absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const PipelineOptions& options = {});
 std::vector<std::string> KnownPassNames();
-// The default optimization pipeline, in order.
-std::vector<std::string> DefaultPipeline();
+// The default optimization pipeline, in order: mla-absorb, moe-fuse, then
+// quantize-weights when `options.weights` is int8 or int4, then dce.
+std::vector<std::string> DefaultPipeline(const PipelineOptions& options = {});
 
 }  // namespace dsrt::passes
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "backends/kv_cache.h"
 #include "ir/status_macros.h"
@@ -12,6 +13,8 @@
 #include "models/deepseek_builder.h"
 #include "passes/liveness.h"
 #include "passes/pass_manager.h"
+#include "passes/quantize_weights.h"
+#include "passes/weight_recipes.h"
 #include "serialization/engine_writer.h"
 
 namespace dsrt::runtime {
@@ -21,9 +24,11 @@ absl::Status CheckOptions(const EngineBuildOptions& o) {
   if (o.dtype != ir::DType::kF32 && o.dtype != ir::DType::kBF16) {
     return absl::InvalidArgumentError(absl::StrCat("--dtype must be f32 or bf16, not ", ir::DTypeName(o.dtype)));
   }
-  if (!o.weights.empty() && o.weights != ir::DTypeName(o.dtype)) {
-    return absl::UnimplementedError(
-        absl::StrCat("--weights ", o.weights, ": weight-only quantization is not built yet; use the default"));
+  if (o.weights == "int8" || o.weights == "int4") {
+    DSRT_RETURN_IF_ERROR(passes::CheckQuantizeOptions(o.weights, o.quant_group_size));
+  } else if (!o.weights.empty() && o.weights != ir::DTypeName(o.dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat("--weights ", o.weights, ": must be ", ir::DTypeName(o.dtype),
+                                                   " (the --dtype), int8 or int4"));
   }
   if (o.tp != 1 || o.ep != 1) {
     return absl::UnimplementedError("--tp/--ep above 1: the partition pass is not built yet");
@@ -45,33 +50,61 @@ struct ShapedName {
   std::string name;
   ir::DType dtype;
   std::vector<int64_t> shape;
+  const ir::Node* constant;  // in the graph WeightsOf read
 };
 
 std::vector<ShapedName> WeightsOf(const ir::Graph& graph) {
   std::vector<ShapedName> weights;
   for (const auto& node : graph.nodes()) {
     if (node->op() != "Constant") continue;
-    ShapedName w{node->attrs().StringOr("weight", ""), node->output()->type().dtype, {}};
+    ShapedName w{node->attrs().StringOr("weight", ""), node->output()->type().dtype, {}, node.get()};
     for (const ir::Dim& d : node->output()->type().dims) w.shape.push_back(d.size);
     weights.push_back(std::move(w));
   }
   return weights;
 }
 
-// Every weight the graph names must be in the checkpoint with the graph's shape.
+// Every weight the graph names must be in the checkpoint with the graph's shape; for a
+// derived weight, the weight it is computed from.
 absl::Status CheckWeightsPresent(const models::Checkpoint& checkpoint, const std::vector<ShapedName>& weights) {
   for (const ShapedName& w : weights) {
-    DSRT_ASSIGN_OR_RETURN(ir::WeightView view, checkpoint.Raw(w.name));
-    if (view.shape != w.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("checkpoint ", checkpoint.dir(), ": tensor '", w.name,
+    std::string name = w.name;
+    std::vector<int64_t> shape = w.shape;
+    if (passes::IsDerivedWeight(*w.constant)) {
+      DSRT_ASSIGN_OR_RETURN(name, passes::DerivedWeightSource(*w.constant));
+      DSRT_ASSIGN_OR_RETURN(shape, passes::DerivedWeightSourceShape(*w.constant));
+    }
+    DSRT_ASSIGN_OR_RETURN(ir::WeightView view, checkpoint.Raw(name));
+    if (view.shape != shape) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint ", checkpoint.dir(), ": tensor '", name,
                                                      "' has shape ", ir::StaticType(view.dtype, view.shape).ToString(),
-                                                     ", the model needs ", ir::StaticType(view.dtype, w.shape).ToString()));
+                                                     ", the model needs ", ir::StaticType(view.dtype, shape).ToString()));
     }
   }
   return absl::OkStatus();
 }
 
+// A weight computed at build time (passes/weight_recipes.h) from checkpoint weights,
+// which LoadF32 reads dequantized (FP8 with its block scales) and checked finite.
+serialization::WeightToWrite DerivedWeightWriter(const models::Checkpoint& checkpoint, const ShapedName& w) {
+  serialization::WeightToWrite out;
+  out.name = w.name;
+  out.dtype = w.dtype;
+  out.shape = w.shape;
+  out.quant_scheme = passes::DerivedWeightScheme(*w.constant);
+  out.bytes = passes::DerivedWeightBytes(*w.constant);
+  const ir::Node* constant = w.constant;
+  out.fill = [&checkpoint, constant, bytes = out.bytes](void* dst) -> absl::Status {
+    auto load = [&checkpoint](const std::string& name, const std::vector<int64_t>& shape) {
+      return checkpoint.LoadF32(name, shape);
+    };
+    return passes::DeriveWeight(*constant, load, dst, bytes);
+  };
+  return out;
+}
+
 serialization::WeightToWrite WeightWriter(const models::Checkpoint& checkpoint, const ShapedName& w) {
+  if (passes::IsDerivedWeight(*w.constant)) return DerivedWeightWriter(checkpoint, w);
   serialization::WeightToWrite out;
   out.name = w.name;
   out.dtype = w.dtype;
@@ -112,6 +145,7 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
   options->set_ep(o.ep);
   options->set_max_batch(o.max_batch);
   options->set_max_seq_len(max_seq_len);
+  if (o.weights == "int8" || o.weights == "int4") options->set_quant_group_size(static_cast<int32_t>(o.quant_group_size));
   for (const std::string& p : o.disabled_passes) options->add_disabled_passes(p);
   for (const passes::PassRecord& r : records) {
     auto* record = proto.add_pass_log();
@@ -127,22 +161,41 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
 absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, ir::Graph& graph) {
   passes::PassManagerOptions pm_options;
   pm_options.dump_dir = o.dump_dir;
-  const std::vector<std::string> pipeline = passes::DefaultPipeline();
+  const passes::PipelineOptions pipeline_options{.weights = o.weights, .quant_group_size = o.quant_group_size};
+  const std::vector<std::string> pipeline = passes::DefaultPipeline(pipeline_options);
+  const std::vector<std::string> known = passes::KnownPassNames();
   for (const std::string& name : o.disabled_passes) {
-    if (std::find(pipeline.begin(), pipeline.end(), name) == pipeline.end()) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
       DSRT_RETURN_IF_ERROR(passes::CreatePass(name).status());  // names the known passes
     }
     pm_options.disabled.insert(name);
   }
   passes::PassManager manager("default", pm_options);
   for (const std::string& name : pipeline) {
-    DSRT_ASSIGN_OR_RETURN(std::unique_ptr<passes::Pass> pass, passes::CreatePass(name));
+    DSRT_ASSIGN_OR_RETURN(std::unique_ptr<passes::Pass> pass, passes::CreatePass(name, pipeline_options));
     manager.AddPass(std::move(pass));
   }
   return manager.Run(graph);
 }
 
 }  // namespace
+
+// The MTP module's graph, optimized like the main one, when the checkpoint carries
+// its layer (conversions often drop it); null otherwise.
+absl::StatusOr<std::unique_ptr<ir::Graph>> OptimizedMtpGraph(const EngineBuildOptions& o,
+                                                             const models::Checkpoint& checkpoint) {
+  const models::DeepSeekConfig& config = checkpoint.config();
+  if (config.num_nextn_predict_layers == 0) return nullptr;
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> mtp,
+                        models::BuildDeepSeekMtpGraph(config, models::GraphOptions{.activation = o.dtype}));
+  const std::vector<ShapedName> weights = WeightsOf(*mtp);
+  for (const ShapedName& w : weights) {
+    if (!checkpoint.Has(w.name)) return nullptr;
+  }
+  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(checkpoint, weights));
+  DSRT_RETURN_IF_ERROR(Optimize(o, *mtp).status());  // dumps land beside the main graph's as mtp.NN.*
+  return mtp;
+}
 
 absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& o) {
   DSRT_RETURN_IF_ERROR(CheckOptions(o));
@@ -157,11 +210,21 @@ absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& o) {
   DSRT_RETURN_IF_ERROR(CheckWeightsPresent(*checkpoint, weights));
   DSRT_ASSIGN_OR_RETURN(std::vector<passes::PassRecord> records, Optimize(o, *graph));
 
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> mtp, OptimizedMtpGraph(o, *checkpoint));
+
   EngineBuildReport report;
-  serialization::RankContents rank{graph.get(), nullptr, {}};
-  for (const ShapedName& w : WeightsOf(*graph)) {
+  serialization::RankContents rank{graph.get(), mtp.get(), {}};
+  std::vector<ShapedName> to_write = WeightsOf(*graph);
+  if (mtp != nullptr) {
+    for (ShapedName& w : WeightsOf(*mtp)) to_write.push_back(std::move(w));
+  }
+  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(*checkpoint, to_write));  // the sources of derived weights
+  absl::flat_hash_set<std::string> written;
+  for (const ShapedName& w : to_write) {
+    if (!written.insert(w.name).second) continue;
     rank.weights.push_back(WeightWriter(*checkpoint, w));
-    report.parameters += ir::NumElements(w.shape);
+    // A quantized weight counts its values, not its scales.
+    if (w.constant->attrs().StringOr("part", "") != "scales") report.parameters += ir::NumElements(w.shape);
     report.weight_bytes += rank.weights.back().bytes;
   }
   for (const passes::PassRecord& r : records) report.passes_run.push_back(r.name);

@@ -25,7 +25,8 @@ nlohmann::json EngineSummary::ToJson() const {
                         {"weights", weights},
                         {"passes", passes},
                         {"ops", ops},
-                        {"has_tokenizer", has_tokenizer}};
+                        {"has_tokenizer", has_tokenizer},
+                        {"has_mtp", has_mtp}};
 }
 
 std::string EngineSummary::ToText() const {
@@ -36,7 +37,7 @@ std::string EngineSummary::ToText() const {
       ")\n  activation arena     ", activation_arena_bytes, " bytes\n  max sequence length  ",
       max_seq_len, "\n  ranks                ", ranks, "\n  passes               ",
       passes.empty() ? "(none)" : absl::StrJoin(passes, ", "), "\n  tokenizer            ",
-      has_tokenizer ? "yes" : "no", "\n  ops\n");
+      has_tokenizer ? "yes" : "no", "\n  MTP module           ", has_mtp ? "yes" : "no", "\n  ops\n");
   for (const auto& [op, count] : ops) absl::StrAppend(&text, "    ", op, std::string(16 - std::min<size_t>(op.size(), 15), ' '), count, "\n");
   return text;
 }
@@ -63,6 +64,7 @@ absl::StatusOr<EngineSummary> SummarizeEngine(const std::string& engine_path) {
   }
   for (const auto& section : proto.ranks()) {
     for (const auto& node : section.graph().nodes()) ++s.ops[node.op()];
+    if (section.has_mtp_graph()) s.has_mtp = true;
     for (const auto& weight : section.weights()) s.weight_bytes += weight.bytes();
   }
   return s;

@@ -28,6 +28,7 @@ struct EngineSummary {
   std::vector<std::string> passes;
   std::map<std::string, int64_t> ops;  // op kind → count, summed over ranks
   bool has_tokenizer = false;
+  bool has_mtp = false;  // the engine carries DeepSeek-V3's multi-token-prediction module
 
   nlohmann::json ToJson() const;
   std::string ToText() const;

@@ -13,6 +13,9 @@ namespace dsrt::runtime {
 // tokenizer.json and tokenizer_config.json.
 absl::StatusOr<std::unique_ptr<text::Tokenizer>> LoadTokenizer(const std::string& engine_or_dir);
 
+// The tokenizer_config.json text of an engine or directory ("" when it has none).
+absl::StatusOr<std::string> LoadTokenizerConfigJson(const std::string& engine_or_dir);
+
 }  // namespace dsrt::runtime
 
 #endif  // DSRT_RUNTIME_TOKENIZE_H_

@@ -10,6 +10,9 @@
 #include "models/synth.h"
 #include "runtime/engine_builder.h"
 #include "runtime/session.h"
+#include "serialization/engine_reader.h"
+
+#include <cmath>
 
 namespace dsrt {
 namespace {
@@ -83,6 +86,47 @@ TEST(Generate, SamplingIsDeterministicForASeed) {
   ASSERT_TRUE(first.ok() && second.ok());
   EXPECT_EQ(first->generated, second->generated);
   EXPECT_EQ(first->generated.size(), 8u);
+}
+
+}  // namespace
+}  // namespace dsrt
+
+namespace dsrt {
+namespace {
+
+// tiny-v3 carries an MTP layer: the engine holds its graph, which runs on the main
+// graph's hidden state and predicts one token further.
+TEST(Mtp, TheEngineCarriesTheMtpModuleAndItRunsOnTheMainGraphsHiddenState) {
+  const std::string path = BuildTinyEngine("tiny-v3", ir::DType::kF32);
+  auto engine = serialization::Engine::Open(path, 0);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_TRUE((*engine)->has_mtp_graph());
+  auto mtp = (*engine)->LoadMtpGraph();
+  ASSERT_TRUE(mtp.ok()) << mtp.status();
+  EXPECT_NE((*mtp)->FindParameter("hidden"), nullptr);
+
+  auto session = runtime::Session::Open(path, {});
+  ASSERT_TRUE(session.ok());
+  const std::vector<int32_t> prompt = {5, 17, 300, 42};
+  backends::StepOutput main_out;
+  ASSERT_TRUE((*session)->Step(backends::StepInput::ForSequence(prompt, 0), &main_out).ok());
+  ASSERT_EQ(main_out.hidden.size(), prompt.size() * 192);
+
+  auto backend = backends::CreateBackend("reference");
+  ASSERT_TRUE(backend.ok());
+  auto executable = (*backend)->Compile(**mtp, (*engine)->weights());
+  ASSERT_TRUE(executable.ok()) << executable.status();
+  auto layout = backends::CacheLayoutOf(**mtp);
+  ASSERT_TRUE(layout.ok());
+  backends::ContiguousKvCache cache(*layout, 1, 64);
+  // Position i reads the hidden state at i and the embedding of token i+1.
+  backends::StepInput step = backends::StepInput::ForSequence({17, 300, 42}, 0);
+  step.hidden.assign(main_out.hidden.begin(), main_out.hidden.end() - 192);
+  backends::StepOutput mtp_out;
+  ASSERT_TRUE((*executable)->Run(step, cache, &mtp_out).ok());
+  EXPECT_EQ(mtp_out.rows, 3);
+  EXPECT_EQ(mtp_out.vocab, 768);
+  for (float v : mtp_out.logits) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""`dsrt tokenize --jsonl` against the golden tokenizer cases, with and without BOS.
+"""`dsrt tokenize` against the golden tokenizer cases (--jsonl, with and without BOS) and
+the golden conversations (--chat, through the chat template).
 
 usage: tokenize_cli_test.py --dsrt BUILD/tools/dsrt/dsrt --tokenizer DIR [--golden DIR]
 """
@@ -50,6 +51,24 @@ def main():
     if len(with_bos) != len(cases):
         failed += 1
         print(f"FAIL: {len(with_bos)} results for {len(cases)} cases")
+
+    # Conversations through the chat template: the rendered prompt and its ids.
+    for line in open(os.path.join(args.golden, "chat.jsonl"), encoding="utf-8"):
+        case = json.loads(line)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+            json.dump(case["messages"], f)
+            messages = f.name
+        cmd = [args.dsrt, "tokenize", "--tokenizer", args.tokenizer, "--chat", messages, "--json"]
+        if case["add_generation_prompt"]:
+            cmd.append("--add-generation-prompt")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        os.unlink(messages)
+        out = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        if out.get("prompt") == case["prompt"] and out.get("ids") == case["ids"]:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL chat {case['name']}: {proc.stderr.strip() or out}")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

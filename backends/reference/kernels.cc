@@ -1,6 +1,7 @@
 #include "backends/reference/kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -69,6 +70,27 @@ absl::Status Linear(const ir::Node& node, const Inputs& in, const Outputs& out, 
     }
   }
   return absl::OkStatus();
+}
+
+// w[o, j] = values[o, j] * scales[o, j / group_size], in f32: the weight a QLinear or
+// QFusedMoE computes with.
+Tensor Dequantize(const Tensor& values, const Tensor& scales, int64_t group_size) {
+  const int64_t rows = values.dims[0], cols = values.dims[1], groups = scales.dims[1];
+  Tensor w;
+  w.Allocate(ir::DType::kF32, values.dims);
+  for (int64_t o = 0; o < rows; ++o) {
+    for (int64_t j = 0; j < cols; ++j) {
+      w.f[o * cols + j] = values.f[o * cols + j] * scales.f[o * groups + j / group_size];
+    }
+  }
+  return w;
+}
+
+// Linear over the dequantized weight.
+absl::Status QLinear(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  DSRT_ASSIGN_OR_RETURN(int64_t group_size, node.attrs().GetInt("group_size"));
+  const Tensor w = Dequantize(*in[1], *in[2], group_size);
+  return Linear(node, {in[0], &w}, out, ctx);
 }
 
 // Strides of `dims` right-aligned to a rank-`rank` broadcast shape, 0 where broadcast.
@@ -483,7 +505,11 @@ absl::Status ExpertWeight(const ir::Node& node, const Inputs& in, const Outputs&
 // Routed experts over just their tokens. Rounds to f32 where the per-expert graph does
 // (after each Linear, Silu, Mul and Add) and sums in expert order, so it reproduces
 // that graph exactly while doing top_k / num_experts of its work.
-absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+// `expert_weights(e)` gives expert e's gate, up and down weights, asked only for experts
+// that some token is routed to.
+using ExpertWeightsFn = std::function<std::array<const Tensor*, 3>(int64_t expert)>;
+
+absl::Status RunExperts(const ir::Node& node, const Inputs& in, const Outputs& out, const ExpertWeightsFn& expert_weights) {
   DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
   const Tensor &x = *in[0], &ids = *in[1], &weights = *in[2];
   const int64_t tokens = x.dims[0], hidden = x.dims[1], top_k = ids.dims[1];
@@ -502,7 +528,9 @@ absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out
   out[0]->Allocate(node.output()->type().dtype, {tokens, hidden});
   std::vector<float> act(inter), up(inter);
   for (int64_t e = 0; e < experts; ++e) {
-    const Tensor &w_gate = *in[3 + e], &w_up = *in[3 + experts + e], &w_down = *in[3 + 2 * experts + e];
+    if (routed[e].empty()) continue;
+    const std::array<const Tensor*, 3> w = expert_weights(e);
+    const Tensor &w_gate = *w[0], &w_up = *w[1], &w_down = *w[2];
     for (const auto& [t, weight] : routed[e]) {
       const float* xt = x.f.data() + t * hidden;
       for (int64_t o = 0; o < inter; ++o) {
@@ -525,6 +553,27 @@ absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
+  return RunExperts(node, in, out, [&](int64_t e) -> std::array<const Tensor*, 3> {
+    return {in[3 + e], in[3 + experts + e], in[3 + 2 * experts + e]};
+  });
+}
+
+// FusedMoE over the dequantized weights of the experts that have tokens.
+absl::Status QFusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
+  DSRT_ASSIGN_OR_RETURN(int64_t group_size, node.attrs().GetInt("group_size"));
+  std::array<Tensor, 3> dequantized;
+  return RunExperts(node, in, out, [&](int64_t e) -> std::array<const Tensor*, 3> {
+    for (int64_t p = 0; p < 3; ++p) {
+      const int64_t i = p * experts + e;
+      dequantized[p] = Dequantize(*in[3 + i], *in[3 + 3 * experts + i], group_size);
+    }
+    return {&dequantized[0], &dequantized[1], &dequantized[2]};
+  });
 }
 
 }  // namespace
@@ -568,6 +617,8 @@ const absl::flat_hash_map<std::string, Kernel>& Kernels() {
       {"Router", Router},
       {"ExpertWeight", ExpertWeight},
       {"FusedMoE", FusedMoe},
+      {"QLinear", QLinear},
+      {"QFusedMoE", QFusedMoe},
   };
   return *kernels;
 }

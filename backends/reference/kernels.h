@@ -17,7 +17,8 @@
 namespace dsrt::backends::reference {
 
 // A value during execution. Floating tensors live in `f` (bf16 values are kept
-// rounded to bf16), integer tensors in `i`.
+// rounded to bf16), integer tensors in `i`. Quantized weight values (i8, i4) live
+// unpacked in `f` as the exact small integers they are.
 struct Tensor {
   ir::DType dtype = ir::DType::kF32;
   std::vector<int64_t> dims;

@@ -17,6 +17,10 @@ absl::StatusOr<Tensor> WeightToTensor(const ir::Value& value, const ir::WeightVi
     return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' is stored as ", ir::DTypeName(view.dtype),
                                                    " of another shape than the graph's ", value.type().ToString()));
   }
+  if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
+    return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' holds ", view.bytes, " bytes, ",
+                                                   value.type().ToString(), " needs more"));
+  }
   Tensor t;
   t.Allocate(view.dtype == ir::DType::kI32 ? ir::DType::kI32 : ir::DType::kF32, dims);
   t.dtype = view.dtype;
@@ -33,6 +37,16 @@ absl::StatusOr<Tensor> WeightToTensor(const ir::Value& value, const ir::WeightVi
       break;
     case ir::DType::kI32:
       std::memcpy(t.i.data(), view.data, n * sizeof(int32_t));
+      break;
+    case ir::DType::kI8:  // quantized weight values, kept as exact floats in `f`
+      for (int64_t i = 0; i < n; ++i) t.f[i] = static_cast<const int8_t*>(view.data)[i];
+      break;
+    case ir::DType::kI4:  // two a byte, low nibble first
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t byte = static_cast<const uint8_t*>(view.data)[i / 2];
+        const int nibble = i % 2 == 0 ? (byte & 0x0f) : (byte >> 4);
+        t.f[i] = static_cast<float>(nibble >= 8 ? nibble - 16 : nibble);
+      }
       break;
     default:
       return absl::UnimplementedError(
@@ -88,6 +102,8 @@ class ReferenceExecutable : public Executable {
     out->rows = logits.dims[0];
     out->vocab = logits.dims.back();
     out->logits = logits.f;
+    out->hidden.clear();
+    if (graph_->outputs().size() > 1) out->hidden = values_[slot_of_[graph_->outputs()[1]]].f;
     return absl::OkStatus();
   }
 
@@ -96,6 +112,16 @@ class ReferenceExecutable : public Executable {
     for (ir::Node* param : graph_->Parameters()) {
       const std::string name = param->attrs().StringOr("name", "");
       Tensor& t = values_[slot_of_[param->output()]];
+      if (name == "hidden") {
+        const int64_t width = param->output()->type().dims.back().size;
+        if (static_cast<int64_t>(step.hidden.size()) != step.num_tokens() * width) {
+          return absl::InvalidArgumentError(absl::StrCat("step: 'hidden' needs ", step.num_tokens(), " x ", width,
+                                                         " values, got ", step.hidden.size()));
+        }
+        t.Allocate(ir::DType::kF32, {step.num_tokens(), width});
+        t.f = step.hidden;
+        continue;
+      }
       t.Allocate(ir::DType::kI32, {step.num_tokens()});
       if (name == "token_ids") t.i = step.token_ids;
       else if (name == "positions") t.i = step.positions;

@@ -14,6 +14,7 @@
 #include "models/deepseek_builder.h"
 #include "models/synth.h"
 #include "passes/dce.h"
+#include "passes/weight_recipes.h"
 
 namespace dsrt::passes::fixtures {
 
@@ -66,6 +67,50 @@ RandomWeights::RandomWeights(const ir::Graph& graph, uint64_t seed) {
 absl::StatusOr<ir::WeightView> RandomWeights::Get(absl::string_view name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no weight '", name, "'"));
+  const Entry& e = it->second;
+  return ir::WeightView{e.dtype, e.shape, e.bytes.data(), static_cast<int64_t>(e.bytes.size())};
+}
+
+absl::StatusOr<std::vector<float>> LoadF32(const ir::WeightStore& store, const std::string& name,
+                                           const std::vector<int64_t>& shape) {
+  DSRT_ASSIGN_OR_RETURN(ir::WeightView view, store.Get(name));
+  if (view.shape != shape) return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' has another shape"));
+  const int64_t n = ir::NumElements(shape);
+  std::vector<float> values(n);
+  if (view.dtype == ir::DType::kF32) {
+    std::memcpy(values.data(), view.data, n * sizeof(float));
+  } else if (view.dtype == ir::DType::kBF16) {
+    for (int64_t i = 0; i < n; ++i) values[i] = ir::BF16ToF32(static_cast<const uint16_t*>(view.data)[i]);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' is not f32 or bf16"));
+  }
+  return values;
+}
+
+WithDerivedWeights::WithDerivedWeights(const ir::Graph& graph, const ir::WeightStore& base) : base_(base) {
+  auto load = [&base](const std::string& name, const std::vector<int64_t>& shape) {
+    return LoadF32(base, name, shape);
+  };
+  for (const auto& node : graph.nodes()) {
+    if (!IsDerivedWeight(*node)) continue;
+    const std::string name = node->attrs().StringOr("weight", "");
+    Entry e{node->output()->type().dtype, {}, {}};
+    for (const ir::Dim& d : node->output()->type().dims) e.shape.push_back(d.size);
+    const int64_t bytes = DerivedWeightBytes(*node);
+    if (bytes < 0) {
+      status_ = absl::InvalidArgumentError(absl::StrCat("derived weight '", name, "' is malformed"));
+      return;
+    }
+    e.bytes.resize(bytes);
+    status_ = DeriveWeight(*node, load, e.bytes.data(), bytes);
+    if (!status_.ok()) return;
+    derived_[name] = std::move(e);
+  }
+}
+
+absl::StatusOr<ir::WeightView> WithDerivedWeights::Get(absl::string_view name) const {
+  auto it = derived_.find(name);
+  if (it == derived_.end()) return base_.Get(name);
   const Entry& e = it->second;
   return ir::WeightView{e.dtype, e.shape, e.bytes.data(), static_cast<int64_t>(e.bytes.size())};
 }

@@ -43,6 +43,29 @@ class RandomWeights : public ir::WeightStore {
   absl::flat_hash_map<std::string, Entry> entries_;
 };
 
+// `base` plus the derived weights of `graph` (passes/weight_recipes.h), computed from
+// `base` as the engine builder computes them from a checkpoint.
+class WithDerivedWeights : public ir::WeightStore {
+ public:
+  WithDerivedWeights(const ir::Graph& graph, const ir::WeightStore& base);
+  absl::Status status() const { return status_; }
+  absl::StatusOr<ir::WeightView> Get(absl::string_view name) const override;
+
+ private:
+  struct Entry {
+    ir::DType dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> bytes;
+  };
+  const ir::WeightStore& base_;
+  absl::flat_hash_map<std::string, Entry> derived_;
+  absl::Status status_;
+};
+
+// A weight of `store` as float32 (f32 or bf16).
+absl::StatusOr<std::vector<float>> LoadF32(const ir::WeightStore& store, const std::string& name,
+                                           const std::vector<int64_t>& shape);
+
 // Logits of a prefill of `prompt` (one row per token) followed by one decode step per
 // id of `decode`, each fed at the next position through the KV cache: one entry per step.
 absl::StatusOr<std::vector<std::vector<float>>> RunSteps(const ir::Graph& graph, const ir::WeightStore& weights,

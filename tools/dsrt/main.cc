@@ -21,6 +21,7 @@
 #include "models/synth.h"
 #include "models/synth_tokenizer.h"
 #include "runtime/engine_builder.h"
+#include "runtime/conversation.h"
 #include "runtime/inspect.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
@@ -139,6 +140,8 @@ struct RunArgs {
   std::string prompt;
   std::string prompts_file;
   std::vector<std::string> stop;
+  bool chat = false;
+  std::string system;
   int64_t max_new_tokens = 16;
   bool greedy = false;
   std::optional<double> temperature;
@@ -220,6 +223,19 @@ absl::StatusOr<std::vector<std::string>> ReadPrompts(const std::string& path) {
   return prompts;
 }
 
+// One user message (after an optional system prompt) through the engine's chat template.
+absl::StatusOr<std::vector<int32_t>> ChatIds(runtime::Session& session, const std::string& system,
+                                             const std::string& user) {
+  DSRT_ASSIGN_OR_RETURN(const text::Tokenizer* tokenizer, session.tokenizer());
+  DSRT_ASSIGN_OR_RETURN(auto chat_template,
+                        runtime::LoadChatTemplate(session.engine().tokenizer_config_json(), "the engine"));
+  nlohmann::json messages = nlohmann::json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  messages.push_back({{"role", "user"}, {"content", user}});
+  DSRT_ASSIGN_OR_RETURN(runtime::ChatPrompt prompt, runtime::RenderChat(*chat_template, *tokenizer, messages, true));
+  return prompt.ids;
+}
+
 int RunRun(const RunArgs& a) {
   const int sources = !a.ids.empty() + !a.prompt.empty() + !a.prompts_file.empty();
   if (sources != 1) return Fail(absl::InvalidArgumentError("run needs exactly one of --ids, --prompt, --prompts-file"));
@@ -242,7 +258,7 @@ int RunRun(const RunArgs& a) {
       texts = *read;
     }
     for (const std::string& text : texts) {
-      auto ids = runtime::EncodePrompt(**session, text);
+      auto ids = a.chat ? ChatIds(**session, a.system, text) : runtime::EncodePrompt(**session, text);
       if (!ids.ok()) return Fail(ids.status());
       prompts.push_back(*ids);
     }
@@ -256,6 +272,42 @@ int RunRun(const RunArgs& a) {
   return 0;
 }
 
+// ---- chat ----
+int RunChat(RunArgs& a) {
+  runtime::SessionOptions session_options;
+  session_options.backend = a.backend;
+  auto session = runtime::Session::Open(a.engine, session_options);
+  if (!session.ok()) return Fail(session.status());
+  auto conversation = runtime::Conversation::Start(**session, a.system);
+  if (!conversation.ok()) return Fail(conversation.status());
+  const runtime::TextGenerateOptions options = TextOptions(a);
+  std::printf("dsrt chat: type a message; /reset forgets the conversation, /exit (or Ctrl-D) leaves.\n");
+  std::string line;
+  while (true) {
+    std::printf("> ");
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      (*conversation)->Reset();
+      std::printf("(conversation reset)\n");
+      continue;
+    }
+    if (line.empty()) continue;
+    auto stream = [](absl::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+    auto reply = (*conversation)->Reply(line, options, stream);
+    std::printf("\n");
+    if (!reply.ok()) {
+      std::fprintf(stderr, "dsrt: error: %s\n", std::string(reply.status().message()).c_str());
+      continue;  // the conversation goes on; a too-long history can be /reset
+    }
+  }
+  std::printf("\n");
+  return 0;
+}
+
 // ---- tokenize ----
 struct TokenizeArgs {
   std::string source;  // an engine file or a directory with tokenizer.json
@@ -263,6 +315,8 @@ struct TokenizeArgs {
   std::string text;
   std::string file;
   std::string jsonl;
+  std::string chat_messages;  // a JSON file with the messages array
+  bool add_generation_prompt = false;
   bool no_special = false;
   bool json = false;
 };
@@ -272,13 +326,34 @@ void PrintIds(const std::vector<int32_t>& ids, bool json) {
   else std::printf("%s\n", absl::StrJoin(ids, ",").c_str());
 }
 
+int TokenizeChat(const TokenizeArgs& a, const std::string& source, const text::Tokenizer& tokenizer) {
+  auto text = ReadFile(a.chat_messages);
+  if (!text.ok()) return Fail(text.status());
+  nlohmann::json messages = nlohmann::json::parse(*text, nullptr, false);
+  if (messages.is_discarded()) return Fail(absl::InvalidArgumentError(a.chat_messages + ": not JSON"));
+  auto config = runtime::LoadTokenizerConfigJson(source);
+  if (!config.ok()) return Fail(config.status());
+  auto chat_template = runtime::LoadChatTemplate(*config, source);
+  if (!chat_template.ok()) return Fail(chat_template.status());
+  auto prompt = runtime::RenderChat(**chat_template, tokenizer, messages, a.add_generation_prompt);
+  if (!prompt.ok()) return Fail(prompt.status());
+  if (!a.json) {
+    std::printf("%s\n", absl::StrJoin(prompt->ids, ",").c_str());
+    return 0;
+  }
+  nlohmann::json out{{"ids", prompt->ids}, {"prompt", prompt->text}};
+  std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  return 0;
+}
+
 int RunTokenize(const TokenizeArgs& a) {
   const std::string source = a.tokenizer_dir.empty() ? a.source : a.tokenizer_dir;
   if (source.empty()) return Fail(absl::InvalidArgumentError("tokenize needs an engine file or --tokenizer DIR"));
-  const int inputs = !a.text.empty() + !a.file.empty() + !a.jsonl.empty();
-  if (inputs != 1) return Fail(absl::InvalidArgumentError("tokenize needs exactly one of --text, --file, --jsonl"));
+  const int inputs = !a.text.empty() + !a.file.empty() + !a.jsonl.empty() + !a.chat_messages.empty();
+  if (inputs != 1) return Fail(absl::InvalidArgumentError("tokenize needs exactly one of --text, --file, --jsonl, --chat"));
   auto tokenizer = runtime::LoadTokenizer(source);
   if (!tokenizer.ok()) return Fail(tokenizer.status());
+  if (!a.chat_messages.empty()) return TokenizeChat(a, source, **tokenizer);
   const bool add_special = !a.no_special;
   if (!a.jsonl.empty()) {
     auto text = ReadFile(a.jsonl);
@@ -329,7 +404,9 @@ int Main(int argc, char** argv) {
   build_cmd->add_option("--checkpoint", build.options.checkpoint_dir, "Hugging Face checkpoint directory")->required();
   build_cmd->add_option("--output", build.options.output_path, "engine file to write")->required();
   build_cmd->add_option("--dtype", build.dtype, "activation dtype: f32 or bf16");
-  build_cmd->add_option("--weights", build.options.weights, "weight storage: bf16, int8, int4");
+  build_cmd->add_option("--weights", build.options.weights, "weight storage: the --dtype, int8 or int4");
+  build_cmd->add_option("--quant-group-size", build.options.quant_group_size,
+                        "int8/int4: input columns that share one scale (default 128)");
   build_cmd->add_option("--tp", build.options.tp, "tensor-parallel ranks");
   build_cmd->add_option("--ep", build.options.ep, "expert-parallel ranks");
   build_cmd->add_option("--max-batch", build.options.max_batch, "sequences decoded together");
@@ -352,6 +429,8 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--prompt", run.prompt, "prompt text (the engine's tokenizer encodes it)");
   run_cmd->add_option("--prompts-file", run.prompts_file, "one prompt a line, each run in turn");
   run_cmd->add_option("--stop", run.stop, "stop before this string (repeatable)");
+  run_cmd->add_flag("--chat", run.chat, "wrap each prompt in the engine's chat template as a user message");
+  run_cmd->add_option("--system", run.system, "with --chat: a system prompt");
   run_cmd->add_option("--max-new-tokens", run.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
   auto* greedy_opt = run_cmd->add_flag("--greedy", run.greedy, "pick the most likely token");
   run_cmd->add_option("--temperature", run.temperature, "sampling temperature")->excludes(greedy_opt);
@@ -362,6 +441,18 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--dump-logits", run.dump_logits, "write prompt logits [T, vocab] as .npy");
   run_cmd->add_option("--backend", run.backend, "reference");
 
+  RunArgs chat;
+  auto* chat_cmd = app.add_subcommand("chat", "an interactive conversation in the terminal");
+  chat_cmd->add_option("engine", chat.engine, "engine file")->required();
+  chat_cmd->add_option("--system", chat.system, "a system prompt");
+  chat_cmd->add_option("--max-new-tokens", chat.max_new_tokens, "longest reply")->check(CLI::NonNegativeNumber);
+  chat_cmd->add_option("--temperature", chat.temperature, "sampling temperature (default: greedy)");
+  chat_cmd->add_option("--top-p", chat.top_p, "nucleus sampling mass");
+  chat_cmd->add_option("--top-k", chat.top_k, "sample among the k most likely");
+  chat_cmd->add_option("--seed", chat.seed, "sampling seed");
+  chat_cmd->add_option("--backend", chat.backend, "reference");
+  chat.max_new_tokens = 256;
+
   TokenizeArgs tokenize;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text to token ids with an engine's (or a directory's) tokenizer");
   tokenize_cmd->add_option("source", tokenize.source, "engine file or checkpoint directory");
@@ -369,6 +460,8 @@ int Main(int argc, char** argv) {
   tokenize_cmd->add_option("--text", tokenize.text, "the text");
   tokenize_cmd->add_option("--file", tokenize.file, "read the text from a file");
   tokenize_cmd->add_option("--jsonl", tokenize.jsonl, "one JSON string a line; one {\"ids\"} object a line out");
+  tokenize_cmd->add_option("--chat", tokenize.chat_messages, "a JSON file of messages to render with the chat template");
+  tokenize_cmd->add_flag("--add-generation-prompt", tokenize.add_generation_prompt, "with --chat: end with the assistant's turn");
   tokenize_cmd->add_flag("--no-special", tokenize.no_special, "no BOS");
   tokenize_cmd->add_flag("--json", tokenize.json, "print {\"ids\": [...]}");
 
@@ -385,6 +478,7 @@ int Main(int argc, char** argv) {
   if (*inspect_cmd) return RunInspect(inspect);
   if (*run_cmd) return RunRun(run);
   if (*tokenize_cmd) return RunTokenize(tokenize);
+  if (*chat_cmd) return RunChat(chat);
   return 1;
 }
 
