@@ -39,6 +39,21 @@ absl::Status ExpectDType(absl::string_view op, const TensorType& t, DType dtype,
   return Invalid(op, absl::StrCat(what, " must be ", DTypeName(dtype), ", got ", t.ToString()));
 }
 
+// x[..., in] times weight[out, in]^T: [..., out], in attr 'dtype' if given, else x's.
+absl::StatusOr<TensorType> MatmulOutput(absl::string_view op, const TensorType& x, const TensorType& weight,
+                                        const AttrMap& attrs) {
+  if (x.rank() < 1 || weight.rank() != 2 || !(x.dims.back() == weight.dims[1])) {
+    return Invalid(op, absl::StrCat("x ", x.ToString(), " does not match weight ", weight.ToString()));
+  }
+  TensorType out = x;
+  out.dims.back() = weight.dims[0];
+  if (attrs.Has("dtype")) {
+    DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
+    DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
+  }
+  return out;
+}
+
 // numpy broadcasting over trailing dims.
 absl::StatusOr<TensorType> Broadcast(absl::string_view op, const TensorType& a, const TensorType& b) {
   TensorType out{Promote(a.dtype, b.dtype), {}};
@@ -256,17 +271,7 @@ void RegisterLayerOps(OpRegistry& r) {
               .max_inputs = 2,
               .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
                 DSRT_RETURN_IF_ERROR(ExpectRank("Linear", in[1], 2, "weight"));
-                const TensorType& x = in[0];
-                if (x.rank() < 1 || !(x.dims.back() == in[1].dims[1])) {
-                  return Invalid("Linear", absl::StrCat("x ", x.ToString(), " does not match weight ",
-                                                        in[1].ToString()));
-                }
-                TensorType out = x;
-                out.dims.back() = in[1].dims[0];
-                if (attrs.Has("dtype")) {
-                  DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
-                  DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
-                }
+                DSRT_ASSIGN_OR_RETURN(TensorType out, MatmulOutput("Linear", in[0], in[1], attrs));
                 return Types{out};
               }});
   r.Register({.name = "Rope",
@@ -511,17 +516,7 @@ void RegisterQuantizedOps(OpRegistry& r) {
               .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
                 DSRT_ASSIGN_OR_RETURN(int64_t group_size, GroupSize("QLinear", attrs));
                 DSRT_RETURN_IF_ERROR(CheckQuantizedWeight("QLinear", in[1], in[2], group_size, "weight"));
-                const TensorType& x = in[0];
-                if (x.rank() < 1 || !(x.dims.back() == in[1].dims[1])) {
-                  return Invalid("QLinear", absl::StrCat("x ", x.ToString(), " does not match weight ",
-                                                         in[1].ToString()));
-                }
-                TensorType out = x;
-                out.dims.back() = in[1].dims[0];
-                if (attrs.Has("dtype")) {
-                  DSRT_ASSIGN_OR_RETURN(std::string dtype, attrs.GetString("dtype"));
-                  DSRT_ASSIGN_OR_RETURN(out.dtype, ParseDType(dtype));
-                }
+                DSRT_ASSIGN_OR_RETURN(TensorType out, MatmulOutput("QLinear", in[0], in[1], attrs));
                 return Types{out};
               }});
   r.Register({.name = "QFusedMoE",

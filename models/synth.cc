@@ -273,6 +273,11 @@ constexpr Preset kPresets[] = {
     // benchmark whose layers have real proportions.
     {"bench-l4", kV2LiteFull, R"({"num_hidden_layers": 4, "q_lora_rank": 1536, "transformers_version": null})"},
     {"v2-lite-full", kV2LiteFull},
+    // bench-l4 with DeepSeek-V3's vocabulary and special-token ids, so the real V3
+    // tokenizer fits: benchmarks and servers that take text.
+    {"bench-v3tok", kV2LiteFull,
+     R"({"num_hidden_layers": 4, "q_lora_rank": 1536, "transformers_version": null, "vocab_size": 129280,
+         "bos_token_id": 0, "eos_token_id": 1})"},
     // tiny-v3's shape with DeepSeek-V3's real vocabulary, so that its real tokenizer fits.
     {"demo-v3", kTinyV3, R"({"vocab_size": 129280})"},
 };

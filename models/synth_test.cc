@@ -79,7 +79,7 @@ TEST(F8E4M3Test, RoundsToNearestEvenAndSaturates) {
 }
 
 TEST(SynthTest, PresetsParse) {
-  EXPECT_EQ(PresetNames(), (std::vector<std::string>{"tiny-v2-lite", "tiny-v2", "tiny-v3", "bench-l4", "v2-lite-full", "demo-v3"}));
+  EXPECT_EQ(PresetNames(), (std::vector<std::string>{"tiny-v2-lite", "tiny-v2", "tiny-v3", "bench-l4", "v2-lite-full", "bench-v3tok", "demo-v3"}));
   for (const std::string& name : PresetNames()) {
     absl::StatusOr<std::string> text = PresetConfigJson(name);
     ASSERT_TRUE(text.ok()) << text.status();
