@@ -281,6 +281,10 @@ absl::StatusOr<Value> CallStringMethod(const std::string& self, const std::strin
 }
 
 absl::StatusOr<Value> StringAttribute(const Value& object, const std::string& name) {
+  // Markup's methods escape their arguments and return Markup.
+  if (object.is_markup() && (IsImplementedStringMethod(name) || IsPythonStringMethod(name))) {
+    return UnsupportedMethod("Markup", name);
+  }
   if (IsImplementedStringMethod(name)) {
     const std::string self = object.string();
     return Value::Function("str." + name, [self, name](const CallArgs& args) { return CallStringMethod(self, name, args); });

@@ -5,6 +5,8 @@
 
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -68,6 +70,28 @@ TEST(DeepSeekV3ChatTemplate, AToolMessageWithoutContentIsAnErrorNotWrongText) {
   const absl::StatusOr<std::string> prompt = chat->Render(messages, true);
   ASSERT_FALSE(prompt.ok());
   EXPECT_NE(prompt.status().message().find("has no attribute 'content'"), std::string::npos) << prompt.status();
+}
+
+TEST(DeepSeekV3ChatTemplate, RendersFromSeveralThreadsAtOnce) {
+  std::unique_ptr<ChatTemplate> chat = LoadDeepSeekV3();
+  ASSERT_NE(chat, nullptr);
+  const nlohmann::json messages = nlohmann::json::parse(R"([
+      {"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+      {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+      {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}])");
+  const std::string expected = *chat->Render(messages, true);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const absl::StatusOr<std::string> prompt = chat->Render(messages, true);
+        if (!prompt.ok() || *prompt != expected) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 // ---- DeepSeek-R1: strips reasoning from assistant history, opens <think> ----

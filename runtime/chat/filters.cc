@@ -167,7 +167,7 @@ absl::StatusOr<Value> FilterReplace(const Value& value, const CallArgs& args, Bu
   return StringResult(PyReplace(ToStr(value), ToStr((*bound)[0]), ToStr((*bound)[1]), limit), budget);
 }
 
-absl::StatusOr<Value> FilterEscape(const Value& value, const CallArgs& args, Budget& budget) {
+absl::StatusOr<Value> FilterForceEscape(const Value& value, const CallArgs& args, Budget& budget) {
   absl::StatusOr<Args> bound = BindArgs("escape", args, {});
   if (!bound.ok()) return bound.status();
   std::string out;
@@ -181,14 +181,28 @@ absl::StatusOr<Value> FilterEscape(const Value& value, const CallArgs& args, Bud
       default: out += c;
     }
   }
-  return StringResult(std::move(out), budget);
+  absl::Status status = budget.BuildString(out.size());
+  if (!status.ok()) return status;
+  return Value::Markup(std::move(out));
+}
+
+// markupsafe.escape: a Markup string is already escaped.
+absl::StatusOr<Value> FilterEscape(const Value& value, const CallArgs& args, Budget& budget) {
+  if (value.is_markup()) {
+    absl::StatusOr<Args> bound = BindArgs("escape", args, {});
+    if (!bound.ok()) return bound.status();
+    return value;
+  }
+  return FilterForceEscape(value, args, budget);
 }
 
 absl::StatusOr<Value> FilterSafe(const Value& value, const CallArgs& args, Budget& budget) {
   absl::StatusOr<Args> bound = BindArgs("safe", args, {});
   if (!bound.ok()) return bound.status();
-  if (value.is_string()) return value;
-  return StringResult(ToStr(value), budget);
+  const std::string text = ToStr(value);
+  absl::Status status = budget.BuildString(text.size());
+  if (!status.ok()) return status;
+  return Value::Markup(text);
 }
 
 absl::StatusOr<Value> FilterIndent(const Value& value, const CallArgs& args, Budget& budget) {
@@ -717,7 +731,7 @@ const std::map<std::string, FilterFunction>& Filters() {
       {"escape", FilterEscape},
       {"first", FilterFirst},
       {"float", FilterFloat},
-      {"forceescape", FilterEscape},
+      {"forceescape", FilterForceEscape},
       {"indent", FilterIndent},
       {"int", FilterInt},
       {"items", FilterItems},
@@ -889,7 +903,15 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& operand,
   }
   absl::Status status = budget.Step();
   if (!status.ok()) return status;
-  return found->second(operand, args, budget);
+  absl::StatusOr<Value> result = found->second(operand, args, budget);
+  // These filters work on soft_str(value), which keeps a Markup a Markup.
+  static const char* const kKeepMarkup[] = {"trim", "lower", "upper", "capitalize", "title", "string", "indent"};
+  const bool keeps_markup = std::any_of(std::begin(kKeepMarkup), std::end(kKeepMarkup),
+                                        [&](const char* filter) { return name == filter; });
+  if (result.ok() && keeps_markup && operand.is_markup() && result->is_string() && !result->is_markup()) {
+    return Value::Markup(result->string());
+  }
+  return result;
 }
 
 absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& operand, const CallArgs& args) {

@@ -1,7 +1,10 @@
 // Bounded randomized fuzzing (about 2 s under ctest): mutated template text
 // and random message JSON must give a result or an error, never a crash or a
-// hang. Run under the sanitizer build (-DDSRT_SANITIZE=ON) for the full value.
+// hang. Run under the sanitizer build (-DDSRT_SANITIZE=ON) for the full value;
+// DSRT_CHAT_FUZZ_SECONDS and DSRT_CHAT_FUZZ_SEED make longer, other runs:
+//   DSRT_CHAT_FUZZ_SECONDS=60 DSRT_CHAT_FUZZ_SEED=7 ./chat_template_test --gtest_filter='ChatTemplateFuzz.*'
 #include <chrono>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -16,6 +19,18 @@ namespace dsrt::chat {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The time a fuzz test runs: `default_ms`, or DSRT_CHAT_FUZZ_SECONDS.
+Clock::duration FuzzDuration(int default_ms) {
+  const char* seconds = std::getenv("DSRT_CHAT_FUZZ_SECONDS");
+  if (seconds == nullptr) return std::chrono::milliseconds(default_ms);
+  return std::chrono::milliseconds(static_cast<int64_t>(std::atof(seconds) * 1000));
+}
+
+uint32_t FuzzSeed(uint32_t default_seed) {
+  const char* seed = std::getenv("DSRT_CHAT_FUZZ_SEED");
+  return seed == nullptr ? default_seed : static_cast<uint32_t>(std::strtoul(seed, nullptr, 10));
+}
 
 // Templates to mutate: the shipped DeepSeek-V3 one plus snippets that reach
 // the rest of the language.
@@ -123,12 +138,12 @@ nlohmann::json RandomMessages(std::mt19937& rng) {
 
 TEST(ChatTemplateFuzz, MutatedTemplatesGiveAResultOrAnError) {
   const std::vector<std::string> seeds = SeedTemplates();
-  std::mt19937 rng(20240607);
+  std::mt19937 rng(FuzzSeed(20240607));
   const nlohmann::json messages = nlohmann::json::parse(
       R"([{"role": "system", "content": "s"}, {"role": "user", "content": "<think>x</think>hi"},
           {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]},
           {"role": "tool", "content": "out"}, {"role": "assistant", "content": "done"}])");
-  const auto deadline = Clock::now() + std::chrono::milliseconds(1200);
+  const auto deadline = Clock::now() + FuzzDuration(1200);
   int parsed = 0, rendered = 0, total = 0;
   while (Clock::now() < deadline) {
     ++total;
@@ -156,8 +171,8 @@ TEST(ChatTemplateFuzz, RandomMessagesGiveAResultOrAnError) {
     ASSERT_TRUE(chat.ok()) << chat.status();
     templates.push_back(*std::move(chat));
   }
-  std::mt19937 rng(7);
-  const auto deadline = Clock::now() + std::chrono::milliseconds(800);
+  std::mt19937 rng(FuzzSeed(7));
+  const auto deadline = Clock::now() + FuzzDuration(800);
   int total = 0, rendered = 0;
   while (Clock::now() < deadline) {
     ++total;

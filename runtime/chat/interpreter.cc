@@ -118,15 +118,16 @@ class Interpreter {
     if (out.size() > Budget::kMaxStringBytes) {
       return absl::ResourceExhaustedError(absl::StrCat("rendered text exceeds ", Budget::kMaxStringBytes >> 20, " MiB"));
     }
-    return budget_.Step(static_cast<int64_t>(text.size() / 64));
+    return budget_.Step(static_cast<int64_t>(text.size() / 16));
   }
 
-  // Python prints a generator as "<generator object ... at 0x...>", which no
+  // Python prints a generator or a function as "<... at 0x...>", which no
   // template means to write.
   static absl::Status CheckPrintable(SourcePos pos, const Value& value) {
-    if (!value.is_iterator()) return absl::OkStatus();
+    if (!value.is_iterator() && !value.is_function()) return absl::OkStatus();
     return ErrorAt(pos, absl::StatusCode::kUnimplemented,
-                   absl::StrCat("printing a ", TypeName(value), " is not supported; convert it with |list or |join"));
+                   absl::StrCat("printing a ", TypeName(value), " is not supported",
+                                value.is_function() ? " (call it?)" : "; convert it with |list or |join"));
   }
 
   absl::StatusOr<Flow> RenderBody(const Body& body, std::string& out) {
@@ -363,6 +364,21 @@ class Interpreter {
 
   // ---- expressions ----
 
+  // What touching `value` costs, so that operations on huge strings and lists
+  // (which scan or copy them) use up the work budget in proportion.
+  static int64_t WorkUnits(const Value& value) {
+    if (value.is_string()) return 1 + static_cast<int64_t>(value.string().size() / 16);
+    if (value.is_dict() || value.is_namespace()) return 1 + static_cast<int64_t>(value.dict().entries.size());
+    if (!value.is_list()) return 1;
+    int64_t units = 1 + static_cast<int64_t>(value.items().size());
+    for (const Value& item : value.items()) {
+      if (item.is_string()) units += static_cast<int64_t>(item.string().size() / 16);
+    }
+    return units;
+  }
+
+  absl::Status Charge(SourcePos pos, const Value& value) { return Locate(pos, budget_.Step(WorkUnits(value))); }
+
   absl::StatusOr<Value> CheckDepth(SourcePos pos, Value value) {
     if (value.Depth() <= kMaxValueDepth) return value;
     return ErrorAt(pos, absl::StatusCode::kResourceExhausted,
@@ -447,6 +463,7 @@ class Interpreter {
   absl::StatusOr<Value> EvalGetItem(const Expr& expr) {
     DSRT_ASSIGN_OR_RETURN(Value object, Eval(*expr.operand));
     DSRT_ASSIGN_OR_RETURN(Value key, Eval(*expr.items[0]));
+    if (object.is_string()) DSRT_RETURN_IF_ERROR(Charge(expr.pos, object));
     return Locate(expr.pos, GetItem(object, key));
   }
 
@@ -460,6 +477,7 @@ class Interpreter {
     DSRT_ASSIGN_OR_RETURN(Value start, EvalOptional(expr.items[0]));
     DSRT_ASSIGN_OR_RETURN(Value stop, EvalOptional(expr.items[1]));
     DSRT_ASSIGN_OR_RETURN(Value step, EvalOptional(expr.items[2]));
+    DSRT_RETURN_IF_ERROR(Charge(expr.pos, object));
     return Locate(expr.pos, GetSlice(object, start, stop, step));
   }
 
@@ -473,12 +491,15 @@ class Interpreter {
     const FunctionData& function = callee.function();
     absl::StatusOr<Value> result = function.call(args);
     if (!result.ok()) return function.errors_verbatim ? result.status() : Locate(expr.pos, result.status());
+    DSRT_RETURN_IF_ERROR(Charge(expr.pos, *result));
     return CheckDepth(expr.pos, *std::move(result));
   }
 
   absl::StatusOr<Value> ApplyFilterExpr(const Expr& filter, const Value& input) {
     DSRT_ASSIGN_OR_RETURN(CallArgs args, EvalArgs(filter.args));
+    DSRT_RETURN_IF_ERROR(Charge(filter.pos, input));
     DSRT_ASSIGN_OR_RETURN(Value result, Locate(filter.pos, ApplyFilter(filter.name, input, args, budget_)));
+    DSRT_RETURN_IF_ERROR(Charge(filter.pos, result));
     return CheckDepth(filter.pos, std::move(result));
   }
 
@@ -500,6 +521,7 @@ class Interpreter {
   absl::StatusOr<Value> EvalTest(const Expr& expr) {
     DSRT_ASSIGN_OR_RETURN(Value operand, Eval(*expr.operand));
     DSRT_ASSIGN_OR_RETURN(CallArgs args, EvalArgs(expr.args));
+    DSRT_RETURN_IF_ERROR(Charge(expr.pos, operand));
     DSRT_ASSIGN_OR_RETURN(bool passed, Locate(expr.pos, ApplyTest(expr.name, operand, args)));
     return Value::Bool(passed != expr.negated);
   }
@@ -540,6 +562,7 @@ class Interpreter {
     DSRT_ASSIGN_OR_RETURN(Value left, Eval(*expr.operand));
     for (const Comparison& comparison : expr.comparisons) {
       DSRT_ASSIGN_OR_RETURN(Value right, Eval(*comparison.right));
+      DSRT_RETURN_IF_ERROR(Locate(comparison.pos, budget_.Step(WorkUnits(left) + WorkUnits(right))));
       DSRT_ASSIGN_OR_RETURN(bool holds, Locate(comparison.pos, Compare(comparison.op, left, right)));
       if (!holds) return Value::Bool(false);
       left = std::move(right);

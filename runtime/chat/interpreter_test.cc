@@ -446,9 +446,12 @@ TEST(JinjaErrors, RunawayTemplatesStopWithAnError) {
 // ---- errors: at parse time, naming line:column ----
 
 struct ParseErrorCase {
+  const char* name;
   const char* source;
   const char* message;
 };
+
+void PrintTo(const ParseErrorCase& c, std::ostream* os) { *os << c.name; }
 
 class JinjaParseErrors : public ::testing::TestWithParam<ParseErrorCase> {};
 
@@ -461,28 +464,34 @@ TEST_P(JinjaParseErrors, NameLineAndColumn) {
 INSTANTIATE_TEST_SUITE_P(
     Examples, JinjaParseErrors,
     ::testing::Values(
-        ParseErrorCase{"{% if x %}never closed", "chat template 1:1: 'if' is never closed: expected 'elif' or 'else' or 'endif' before the end of the template"},
-        ParseErrorCase{"line one\n{{ x ", "chat template 2:1: unclosed '{{': missing '}}'"},
-        ParseErrorCase{"{% for x in y %}{% endif %}",
+        ParseErrorCase{"UnclosedIf", "{% if x %}never closed",
+                       "chat template 1:1: 'if' is never closed: expected 'elif' or 'else' or 'endif' before the end "
+                       "of the template"},
+        ParseErrorCase{"UnclosedExpression", "line one\n{{ x ", "chat template 2:1: unclosed '{{': missing '}}'"},
+        ParseErrorCase{"MismatchedEndTag", "{% for x in y %}{% endif %}",
                        "chat template 1:20: unexpected tag 'endif': the innermost open block is 'for' at 1:1, which "
                        "expects 'endfor' or 'else'"},
-        ParseErrorCase{"{{ x|no_such_filter }}", "chat template 1:6: no filter named 'no_such_filter'"},
-        ParseErrorCase{"{% if x is no_such_test %}{% endif %}", "chat template 1:12: no test named 'no_such_test'"},
-        ParseErrorCase{"{% frobnicate %}", "chat template 1:4: unknown tag 'frobnicate'"},
-        ParseErrorCase{"{{ 'unclosed }}", "chat template 1:4: unclosed string literal"},
-        ParseErrorCase{"{{ (1 + 2 }}", "chat template 1:11: unexpected '}', expected ')'"},
-        ParseErrorCase{"{{ (1 + 2", "chat template 1:4: '(' is never closed"},
-        ParseErrorCase{"{{ [1, 2) }}", "chat template 1:9: unexpected ')', expected ']'"},
-        ParseErrorCase{"{{ 1 + }}", "chat template 1:8: unexpected '}}'"},
-        ParseErrorCase{"{{ }}", "chat template 1:4: expected an expression, got '}}'"},
-        ParseErrorCase{"{{ a b }}", "chat template 1:6: expected end of print statement '}}', got 'b'"},
-        ParseErrorCase{"{# comment", "chat template 1:1: unclosed comment: missing '#}'"},
-        ParseErrorCase{"{% break %}", "chat template 1:4: 'break' outside of a loop"},
-        ParseErrorCase{"{{ x ? y }}", "chat template 1:6: unexpected character '?'"},
-        ParseErrorCase{"{% set 1 = x %}", "chat template 1:8: can't assign to this expression"},
-        ParseErrorCase{"{{ f(a=1, 2) }}", "chat template 1:11: positional argument follows keyword argument"},
-        ParseErrorCase{"{% macro m(a=1, b) %}{% endmacro %}", "chat template 1:18: non-default argument follows default argument"},
-        ParseErrorCase{"é\n  {{ 'x' '\\x4' }}", "chat template 2:10: truncated \\x escape"}));
+        ParseErrorCase{"UnknownFilter", "{{ x|no_such_filter }}", "chat template 1:6: no filter named 'no_such_filter'"},
+        ParseErrorCase{"UnknownTest", "{% if x is no_such_test %}{% endif %}",
+                       "chat template 1:12: no test named 'no_such_test'"},
+        ParseErrorCase{"UnknownTag", "{% frobnicate %}", "chat template 1:4: unknown tag 'frobnicate'"},
+        ParseErrorCase{"UnclosedString", "{{ 'unclosed }}", "chat template 1:4: unclosed string literal"},
+        ParseErrorCase{"WrongClosingBracket", "{{ (1 + 2 }}", "chat template 1:11: unexpected '}', expected ')'"},
+        ParseErrorCase{"UnclosedParenthesis", "{{ (1 + 2", "chat template 1:4: '(' is never closed"},
+        ParseErrorCase{"ParenthesisClosesList", "{{ [1, 2) }}", "chat template 1:9: unexpected ')', expected ']'"},
+        ParseErrorCase{"MissingOperand", "{{ 1 + }}", "chat template 1:8: unexpected '}}'"},
+        ParseErrorCase{"EmptyExpression", "{{ }}", "chat template 1:4: expected an expression, got '}}'"},
+        ParseErrorCase{"TwoExpressions", "{{ a b }}", "chat template 1:6: expected end of print statement '}}', got 'b'"},
+        ParseErrorCase{"UnclosedComment", "{# comment", "chat template 1:1: unclosed comment: missing '#}'"},
+        ParseErrorCase{"BreakOutsideLoop", "{% break %}", "chat template 1:4: 'break' outside of a loop"},
+        ParseErrorCase{"UnexpectedCharacter", "{{ x ? y }}", "chat template 1:6: unexpected character '?'"},
+        ParseErrorCase{"AssignToLiteral", "{% set 1 = x %}", "chat template 1:8: can't assign to this expression"},
+        ParseErrorCase{"PositionalAfterKeyword", "{{ f(a=1, 2) }}",
+                       "chat template 1:11: positional argument follows keyword argument"},
+        ParseErrorCase{"NonDefaultAfterDefault", "{% macro m(a=1, b) %}{% endmacro %}",
+                       "chat template 1:18: non-default argument follows default argument"},
+        ParseErrorCase{"TruncatedEscape", "é\n  {{ 'x' '\\x4' }}", "chat template 2:10: truncated \\x escape"}),
+    [](const ::testing::TestParamInfo<ParseErrorCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace dsrt::chat

@@ -34,6 +34,10 @@ absl::StatusOr<Value> ConcatenateLists(const Value& left, const Value& right, Bu
 }
 
 absl::StatusOr<Value> Add(const Value& left, const Value& right, Budget& budget) {
+  if ((left.is_markup() && right.is_string()) || (left.is_string() && right.is_markup())) {
+    return absl::UnimplementedError(
+        "'+' with a Markup string (from |safe or |escape) is not supported: Jinja would HTML-escape the other side");
+  }
   if (left.is_number() && right.is_number()) {
     if (left.is_float() || right.is_float()) return Value::Float(left.AsDouble() + right.AsDouble());
     int64_t sum = 0;
@@ -243,7 +247,7 @@ absl::Status Budget::BuildString(size_t bytes) {
   if (bytes > kMaxStringBytes) {
     return absl::ResourceExhaustedError(absl::StrCat("a string would exceed ", kMaxStringBytes >> 20, " MiB"));
   }
-  return Step(static_cast<int64_t>(bytes / 64));
+  return Step(static_cast<int64_t>(bytes / 16));
 }
 
 absl::Status UndefinedError(const Value& undefined) {

@@ -1,10 +1,14 @@
-// chat_template_render: renders a chat template from the command line.
+// chat_template_render: renders chat templates from the command line.
 //
 //   chat_template_render TEMPLATE MESSAGES.json [--add-generation-prompt] [--extra EXTRA.json]
+//   chat_template_render --batch < cases.jsonl > results.jsonl
 //
 // TEMPLATE is a tokenizer_config.json (when it ends in .json) or a raw Jinja
-// template. Object keys keep their order (ordered_json), so `tojson` output
-// can be compared byte for byte with Python's.
+// template. --batch reads one {"template", "vars"} object a line ("vars" may
+// hold "messages" and "add_generation_prompt") and writes one {"ok", "out"} or
+// {"ok", "error"} a line; differential_check.py compares that with Jinja2.
+// Object keys keep their order (ordered_json), so `tojson` output can be
+// compared byte for byte with Python's.
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -13,6 +17,8 @@
 #include "runtime/chat/chat_template.h"
 
 namespace {
+
+using Json = nlohmann::ordered_json;
 
 bool ReadFile(const std::string& path, std::string& out) {
   std::ifstream file(path, std::ios::binary);
@@ -28,11 +34,56 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+Json RenderCase(const Json& test_case) {
+  Json result;
+  result["ok"] = false;
+  if (!test_case.is_object() || !test_case.contains("template") || !test_case["template"].is_string()) {
+    result["error"] = "a case needs a string \"template\"";
+    return result;
+  }
+  auto chat = dsrt::chat::ChatTemplate::Parse(test_case["template"].get<std::string>());
+  if (!chat.ok()) {
+    result["error"] = chat.status().ToString();
+    return result;
+  }
+  Json variables = test_case.contains("vars") ? test_case["vars"] : Json::object();
+  Json messages = Json::array();
+  bool add_generation_prompt = false;
+  if (variables.is_object() && variables.contains("messages")) {
+    messages = variables["messages"];
+    variables.erase("messages");
+  }
+  if (variables.is_object() && variables.contains("add_generation_prompt")) {
+    add_generation_prompt = variables["add_generation_prompt"].is_boolean() && variables["add_generation_prompt"].get<bool>();
+    variables.erase("add_generation_prompt");
+  }
+  auto prompt = (*chat)->Render(messages, add_generation_prompt, variables);
+  if (!prompt.ok()) {
+    result["error"] = prompt.status().ToString();
+    return result;
+  }
+  result["ok"] = true;
+  result["out"] = *prompt;
+  return result;
+}
+
+int RunBatch() {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const Json test_case = Json::parse(line, nullptr, false);
+    std::cout << RenderCase(test_case).dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--batch") return RunBatch();
   if (argc < 3) {
-    return Fail("usage: chat_template_render TEMPLATE MESSAGES.json [--add-generation-prompt] [--extra EXTRA.json]");
+    return Fail(
+        "usage: chat_template_render TEMPLATE MESSAGES.json [--add-generation-prompt] [--extra EXTRA.json]\n"
+        "       chat_template_render --batch < cases.jsonl");
   }
   const std::string template_path = argv[1];
   bool add_generation_prompt = false;
@@ -54,8 +105,8 @@ int main(int argc, char** argv) {
   auto chat = is_config ? dsrt::chat::ChatTemplate::FromTokenizerConfig(template_text)
                         : dsrt::chat::ChatTemplate::Parse(template_text);
   if (!chat.ok()) return Fail(chat.status().ToString());
-  const auto messages = nlohmann::ordered_json::parse(messages_text, nullptr, false);
-  const auto extra = nlohmann::ordered_json::parse(extra_text, nullptr, false);
+  const Json messages = Json::parse(messages_text, nullptr, false);
+  const Json extra = Json::parse(extra_text, nullptr, false);
   if (messages.is_discarded() || extra.is_discarded()) return Fail("messages or extra variables are not valid JSON");
   auto prompt = (*chat)->Render(messages, add_generation_prompt, extra);
   if (!prompt.ok()) return Fail(prompt.status().ToString());

@@ -71,12 +71,18 @@ std::string ReprAt(const Value& value, int depth) {
   if (depth > kMaxPrintDepth) return "...";
   switch (value.kind()) {
     case Value::Kind::kUndefined: return "Undefined";
-    case Value::Kind::kString: return PyStrRepr(value.string());
+    case Value::Kind::kString:
+      return value.is_markup() ? "Markup(" + PyStrRepr(value.string()) + ")" : PyStrRepr(value.string());
     case Value::Kind::kList: return ListRepr(value, depth);
     case Value::Kind::kDict: return DictRepr(value.dict(), depth);
     case Value::Kind::kNamespace: {
       const DictData& ns = value.dict();
-      if (ns.type_name == "LoopContext") return "<LoopContext>";
+      if (ns.type_name == "LoopContext") {
+        const Value* index = ns.Find("index");
+        const Value* length = ns.Find("length");
+        if (index == nullptr || length == nullptr) return "<LoopContext>";
+        return "<LoopContext " + ToStr(*index) + "/" + ToStr(*length) + ">";
+      }
       return "<Namespace " + DictRepr(ns, depth) + ">";
     }
     case Value::Kind::kFunction: return "<function " + value.function().name + ">";
@@ -235,6 +241,12 @@ Value Value::Int(int64_t value) { return Value(Kind::kInt, value); }
 Value Value::Float(double value) { return Value(Kind::kFloat, value); }
 Value Value::String(std::string value) {
   return Value(Kind::kString, std::make_shared<const std::string>(std::move(value)));
+}
+
+Value Value::Markup(std::string value) {
+  Value markup = String(std::move(value));
+  markup.markup_ = true;
+  return markup;
 }
 
 Value Value::List(std::vector<Value> items) {

@@ -73,6 +73,9 @@ class Value {
   static Value Int(int64_t value);
   static Value Float(double value);
   static Value String(std::string value);
+  // A str marked safe (markupsafe.Markup, from |safe or |escape). Combining
+  // it with `+` escapes the other operand in Jinja; see builtins.
+  static Value Markup(std::string value);
   static Value List(std::vector<Value> items);
   static Value Tuple(std::vector<Value> items);
   static Value Sequence(std::vector<Value> items, SequenceKind kind, std::string range_repr = "");
@@ -89,6 +92,7 @@ class Value {
   bool is_int() const { return kind_ == Kind::kInt; }
   bool is_float() const { return kind_ == Kind::kFloat; }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return kind_ == Kind::kString && markup_; }
   bool is_list() const { return kind_ == Kind::kList; }  // any SequenceKind
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
@@ -135,6 +139,7 @@ class Value {
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
 
   Kind kind_ = Kind::kUndefined;
+  bool markup_ = false;
   Data data_;
 };
 
