@@ -107,6 +107,20 @@ std::vector<int64_t> BroadcastStrides(const std::vector<int64_t>& dims, const st
   return strides;
 }
 
+// Advances a multi-index over `dims` in row-major order, like an odometer.
+void NextIndex(std::vector<int64_t>& index, const std::vector<int64_t>& dims) {
+  for (int64_t k = static_cast<int64_t>(dims.size()) - 1; k >= 0; --k) {
+    if (++index[k] < dims[k]) return;
+    index[k] = 0;
+  }
+}
+
+int64_t Offset(const std::vector<int64_t>& index, const std::vector<int64_t>& strides) {
+  int64_t offset = 0;
+  for (size_t k = 0; k < index.size(); ++k) offset += index[k] * strides[k];
+  return offset;
+}
+
 template <typename Fn>
 absl::Status Binary(const ir::Node& node, const Inputs& in, const Outputs& out, Fn fn) {
   const Tensor& a = *in[0];
@@ -125,17 +139,8 @@ absl::Status Binary(const ir::Node& node, const Inputs& in, const Outputs& out, 
   const std::vector<int64_t> sa = BroadcastStrides(a.dims, dims);
   const std::vector<int64_t> sb = BroadcastStrides(b.dims, dims);
   std::vector<int64_t> index(rank, 0);
-  for (int64_t e = 0; e < out[0]->size(); ++e) {
-    int64_t ia = 0, ib = 0;
-    for (size_t k = 0; k < rank; ++k) {
-      ia += index[k] * sa[k];
-      ib += index[k] * sb[k];
-    }
-    out[0]->f[e] = fn(a.f[ia], b.f[ib]);
-    for (int64_t k = static_cast<int64_t>(rank) - 1; k >= 0; --k) {
-      if (++index[k] < dims[k]) break;
-      index[k] = 0;
-    }
+  for (int64_t e = 0; e < out[0]->size(); ++e, NextIndex(index, dims)) {
+    out[0]->f[e] = fn(a.f[Offset(index, sa)], b.f[Offset(index, sb)]);
   }
   return absl::OkStatus();
 }
@@ -181,15 +186,7 @@ absl::Status Expand(const ir::Node& node, const Inputs& in, const Outputs& out, 
   out[0]->Allocate(node.output()->type().dtype, shape);
   const std::vector<int64_t> strides = BroadcastStrides(x.dims, shape);
   std::vector<int64_t> index(shape.size(), 0);
-  for (int64_t e = 0; e < out[0]->size(); ++e) {
-    int64_t source = 0;
-    for (size_t k = 0; k < shape.size(); ++k) source += index[k] * strides[k];
-    out[0]->f[e] = x.f[source];
-    for (int64_t k = static_cast<int64_t>(shape.size()) - 1; k >= 0; --k) {
-      if (++index[k] < shape[k]) break;
-      index[k] = 0;
-    }
-  }
+  for (int64_t e = 0; e < out[0]->size(); ++e, NextIndex(index, shape)) out[0]->f[e] = x.f[Offset(index, strides)];
   return absl::OkStatus();
 }
 
