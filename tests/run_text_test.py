@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Text in, text out through `dsrt run`: streaming, --stop, --prompts-file.
+"""Text in, text out through `dsrt run` (streaming, --stop, --prompts-file, --chat) and `dsrt chat`.
 
 A demo-v3 checkpoint (tiny-v3's shape with the real DeepSeek-V3 vocabulary and
 tokenizer) is synthesized and built once; its outputs are random-weight text, so
@@ -75,6 +75,15 @@ def main():
                   ["First prompt", "Second prompt, with ünïcödé 你好"]]
         checks.expect("--prompts-file gives one result a line, each as if run alone",
                       [json.loads(l) for l in lines] == single, lines)
+        # `dsrt chat` as a terminal user drives it: two turns, a reset, a third turn, exit.
+        proc = subprocess.run([binary, "chat", engine, "--max-new-tokens", "4"], input=b"Hello\nAnd then?\n/reset\nHi again\n/exit\n",
+                              capture_output=True, timeout=300)
+        out = proc.stdout.decode("utf-8", errors="replace")
+        checks.expect("dsrt chat answers each turn and resets", proc.returncode == 0 and out.count("> ") >= 4
+                      and "(conversation reset)" in out, out + proc.stderr.decode(errors="replace"))
+        # Its first reply equals a one-shot `run --chat` of the same message.
+        first = json.loads(dsrt(binary, "run", engine, "--prompt", "Hello", "--chat", "--max-new-tokens", "4", "--json"))
+        checks.expect("the first chat reply equals run --chat", ("> " + first["text"]) in out, f"{first['text']!r} not in {out!r}")
     print(f"{checks.passed} passed, {checks.failed} failed")
     return 0 if checks.failed == 0 else 1
 
