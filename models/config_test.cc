@@ -5,13 +5,17 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/test_files.h"
 
 namespace dsrt::models {
 namespace {
 
-using ::testing::HasSubstr;
+using testing_files::GoldenDir;
+using testing_files::ReadFile;
+using testing_files::TestDir;
+using testing_files::WriteFile;
 
-std::string GoldenDir(const std::string& name) { return std::string(DSRT_REPO_DIR) + "/../shared/golden/" + name; }
+using ::testing::HasSubstr;
 
 // The smallest config that parses: the keys without HF defaults worth trusting.
 constexpr char kMinimalV2[] = R"json({

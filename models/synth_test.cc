@@ -13,34 +13,19 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/test_files.h"
 #include "models/checkpoint.h"
 #include "models/hf_names.h"
 
 namespace dsrt::models {
 namespace {
 
+using testing_files::GoldenDir;
+using testing_files::ReadFile;
+using testing_files::TestDir;
+using testing_files::WriteFile;
+
 using ::testing::HasSubstr;
-
-std::string GoldenDir(const std::string& name) { return std::string(DSRT_REPO_DIR) + "/../shared/golden/" + name; }
-
-// A fresh directory under this process's scratch root, which is removed at exit.
-std::string TestDir(const std::string& name) {
-  static const std::string root = absl::StrCat(::testing::TempDir(), "/dsrt_synth_", getpid());
-  static const struct Cleanup {
-    ~Cleanup() { std::filesystem::remove_all(root); }
-  } cleanup;
-  (void)cleanup;
-  const std::string dir = absl::StrCat(root, "/", name);
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 std::unique_ptr<Checkpoint> SynthAndOpen(const std::string& config_text, const std::string& dir, uint64_t seed,
                                          const SynthOptions& options = {}) {
