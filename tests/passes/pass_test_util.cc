@@ -9,6 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "backends/backend.h"
 #include "backends/kv_cache.h"
+#include "gtest/gtest.h"
+#include "ir/parser.h"
+#include "ir/printer.h"
 #include "ir/status_macros.h"
 #include "ir/verifier.h"
 #include "models/deepseek_builder.h"
@@ -174,6 +177,23 @@ absl::StatusOr<bool> RunPassThenDce(Pass& pass, ir::Graph& graph) {
   DSRT_RETURN_IF_ERROR(dce.Run(graph).status());
   DSRT_RETURN_IF_ERROR(ir::VerifyGraph(graph));
   return changed;
+}
+
+void ExpectEachEditIsLeftUntouched(const std::string& base,
+                                   const std::vector<std::pair<std::string, std::string>>& edits, Pass& pass) {
+  for (const auto& [from, to] : edits) {
+    std::string text = base;
+    const size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto graph = ir::ParseGraph(text);
+    ASSERT_TRUE(graph.ok()) << to << ": " << graph.status();
+    const std::string before = ir::PrintGraph(**graph);
+    auto changed = pass.Run(**graph);
+    ASSERT_TRUE(changed.ok());
+    EXPECT_FALSE(*changed) << to;
+    EXPECT_EQ(ir::PrintGraph(**graph), before) << to;
+  }
 }
 
 }  // namespace dsrt::passes::fixtures

@@ -87,6 +87,11 @@ int64_t KvBytesPerToken(const ir::Graph& graph);
 // Runs `pass` then dce, verifying the graph after each; returns what `pass` said.
 absl::StatusOr<bool> RunPassThenDce(Pass& pass, ir::Graph& graph);
 
+// Applies each (from, to) text edit to `base` on its own and runs `pass` on the result:
+// the pass must report no change and leave the graph exactly as it was.
+void ExpectEachEditIsLeftUntouched(const std::string& base,
+                                   const std::vector<std::pair<std::string, std::string>>& edits, Pass& pass);
+
 }  // namespace dsrt::passes::fixtures
 
 #endif  // DSRT_PASSES_PASS_TEST_UTIL_H_
