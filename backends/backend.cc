@@ -1,6 +1,9 @@
 #include "backends/backend.h"
 
 #include "absl/strings/str_cat.h"
+#include <algorithm>
+
+#include "backends/onednn/onednn_backend.h"
 #include "backends/reference/reference_backend.h"
 
 namespace dsrt::backends {
@@ -15,12 +18,31 @@ StepInput StepInput::ForSequence(const std::vector<int32_t>& ids, int32_t start,
   return step;
 }
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name) {
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, const BackendOptions& options) {
   if (name == "reference") return std::unique_ptr<Backend>(new reference::ReferenceBackend());
-  return absl::InvalidArgumentError(absl::StrCat("unknown backend '", name, "' (have: reference)"));
+  if (name == "onednn") return onednn::CreateOneDnnBackend(options);
+  return absl::InvalidArgumentError(absl::StrCat("unknown backend '", name, "' (have: onednn, reference)"));
 }
 
-std::vector<std::string> BackendNames() { return {"reference"}; }
+std::vector<std::string> BackendNames() { return {"onednn", "reference"}; }
+
+absl::Status SelectRows(const std::vector<float>& all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
+                        std::vector<float>* out, int64_t* out_rows) {
+  if (wanted.empty()) {
+    *out = all;
+    *out_rows = rows;
+    return absl::OkStatus();
+  }
+  out->resize(wanted.size() * width);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (wanted[i] < 0 || wanted[i] >= rows) {
+      return absl::OutOfRangeError(absl::StrCat("logit row ", wanted[i], " outside the step's ", rows, " tokens"));
+    }
+    std::copy_n(all.data() + wanted[i] * width, width, out->data() + i * width);
+  }
+  *out_rows = static_cast<int64_t>(wanted.size());
+  return absl::OkStatus();
+}
 
 absl::Status CheckSupported(const Backend& backend, const ir::Graph& graph) {
   for (const auto& node : graph.nodes()) {

@@ -21,14 +21,19 @@ struct StepInput {
   std::vector<int32_t> sequence_slots;
   // f32 [tokens, hidden]: the "hidden" input of graphs that have one (the MTP module).
   std::vector<float> hidden;
+  // Rows (token indices) whose logits the caller wants, in order; empty: every row.
+  // A prefill that samples only its last token asks for that row alone, and a
+  // backend may then skip the LM head for the others.
+  std::vector<int32_t> logit_rows;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   // One sequence, `ids` at positions start, start+1, ...
   static StepInput ForSequence(const std::vector<int32_t>& ids, int32_t start, int32_t slot = 0);
 };
 
-// The graph's first output, f32 [tokens, vocab], row-major; and its second, when it
-// has one, the hidden state f32 [tokens, hidden_size] the MTP module reads.
+// The graph's first output, f32 [rows, vocab], row-major (rows: the step's tokens, or
+// its logit_rows when given); and its second, when it has one, the hidden state
+// f32 [tokens, hidden_size] the MTP module reads.
 struct StepOutput {
   std::vector<float> logits;
   int64_t rows = 0;
@@ -55,9 +60,17 @@ class Backend {
                                                               const ir::WeightStore& weights) = 0;
 };
 
-// "reference" (plain loops, the specification) or "onednn" when built.
-absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name);
+struct BackendOptions {
+  int threads = 0;  // 0: every core the process may use
+};
+
+// "reference" (plain loops, the specification) or "onednn" (the fast one).
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, const BackendOptions& options = {});
 std::vector<std::string> BackendNames();
+
+// The rows `wanted` of a [rows, width] matrix (all of them when `wanted` is empty).
+absl::Status SelectRows(const std::vector<float>& all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
+                        std::vector<float>* out, int64_t* out_rows);
 
 // The first op of `graph` that `backend` lacks, as an error; OK when it has all.
 absl::Status CheckSupported(const Backend& backend, const ir::Graph& graph);

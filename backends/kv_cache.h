@@ -30,6 +30,9 @@ class KvCache {
   virtual const CacheLayout& layout() const = 0;
   virtual void* Row(int slot, int sequence, int64_t position) = 0;
   virtual absl::Status Check(int sequence, int64_t position) const = 0;
+  // Rows 0 .. length-1 of a sequence's slot as one array, when the cache stores them
+  // so; nullptr otherwise (the caller then gathers them with Row()).
+  virtual const void* Contiguous(int slot, int sequence, int64_t length) { return nullptr; }
 };
 
 // Every sequence gets max_seq_len rows up front.
@@ -40,6 +43,7 @@ class ContiguousKvCache : public KvCache {
   const CacheLayout& layout() const override { return layout_; }
   void* Row(int slot, int sequence, int64_t position) override;
   absl::Status Check(int sequence, int64_t position) const override;
+  const void* Contiguous(int slot, int sequence, int64_t length) override { return Row(slot, sequence, 0); }
 
  private:
   CacheLayout layout_;

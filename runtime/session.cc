@@ -10,7 +10,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine
   DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, options.rank));
   if (options.verify_weights) DSRT_RETURN_IF_ERROR(session->engine_->VerifyWeights());
   DSRT_ASSIGN_OR_RETURN(session->graph_, session->engine_->LoadGraph());
-  DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend));
+  DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend, {.threads = options.threads}));
   DSRT_ASSIGN_OR_RETURN(session->executable_,
                         session->backend_->Compile(*session->graph_, session->engine_->weights()));
   DSRT_ASSIGN_OR_RETURN(backends::CacheLayout layout, backends::CacheLayoutOf(*session->graph_));
@@ -72,7 +72,9 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int3
   GenerateResult result;
   result.finish_reason = "length";
   backends::StepOutput out;
-  DSRT_RETURN_IF_ERROR(session.Step(backends::StepInput::ForSequence(prompt, 0), &out));
+  backends::StepInput prefill = backends::StepInput::ForSequence(prompt, 0);
+  if (!options.keep_prompt_logits) prefill.logit_rows = {static_cast<int32_t>(prompt.size() - 1)};
+  DSRT_RETURN_IF_ERROR(session.Step(prefill, &out));
   result.vocab = out.vocab;
   if (options.keep_prompt_logits) result.prompt_logits = out.logits;
 

@@ -15,7 +15,8 @@
 namespace dsrt::runtime {
 
 struct SessionOptions {
-  std::string backend = "reference";
+  std::string backend = "onednn";
+  int threads = 0;  // 0: every core the process may use
   int rank = 0;
   int max_sequences = 1;
   // Recompute every weight's checksum at load (a bit flip in a weight is then an

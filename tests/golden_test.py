@@ -6,7 +6,7 @@ logits and decode greedily; they must match logits.npy within 5e-4 at every
 position and reproduce greedy.json exactly. A bf16 engine must stay close
 (cosine >= 0.999 per position, argmax agreement >= 90%); its figures are printed.
 
-usage: golden_test.py --dsrt BUILD/tools/dsrt/dsrt [--golden DIR] [--workdir DIR]
+usage: golden_test.py --dsrt BUILD/tools/dsrt/dsrt [--backend onednn|reference] [--golden DIR] [--workdir DIR]
 """
 
 import argparse
@@ -30,13 +30,13 @@ def run(cmd):
     return proc.stdout
 
 
-def engine_outputs(dsrt, case_dir, work, dtype, ids, new_tokens):
+def engine_outputs(dsrt, backend, case_dir, work, dtype, ids, new_tokens):
     name = os.path.basename(case_dir)
     engine = os.path.join(work, f"{name}.{dtype}.engine")
     logits_path = os.path.join(work, f"{name}.{dtype}.npy")
     run([dsrt, "build", "--checkpoint", case_dir, "--output", engine, "--dtype", dtype])
     out = run([dsrt, "run", engine, "--ids", ",".join(map(str, ids)), "--max-new-tokens", str(new_tokens),
-               "--greedy", "--json", "--dump-logits", logits_path])
+               "--greedy", "--json", "--dump-logits", logits_path, "--backend", backend])
     return np.load(logits_path), json.loads(out.strip().splitlines()[-1])["generated_ids"]
 
 
@@ -44,14 +44,14 @@ def cosine_per_row(a, b):
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def check_case(dsrt, case_dir, work):
+def check_case(dsrt, backend, case_dir, work):
     ids = json.load(open(os.path.join(case_dir, "input_ids.json")))
     golden_logits = np.load(os.path.join(case_dir, "logits.npy"))
     golden_greedy = json.load(open(os.path.join(case_dir, "greedy.json")))
     name = os.path.basename(case_dir)
     failures = []
 
-    logits, greedy = engine_outputs(dsrt, case_dir, work, "f32", ids, len(golden_greedy))
+    logits, greedy = engine_outputs(dsrt, backend, case_dir, work, "f32", ids, len(golden_greedy))
     if logits.shape != golden_logits.shape:
         return [f"{name} f32: logits shape {logits.shape}, golden {golden_logits.shape}"]
     err = float(np.abs(logits - golden_logits).max())
@@ -62,7 +62,7 @@ def check_case(dsrt, case_dir, work):
     if greedy != golden_greedy:
         failures.append(f"{name} f32: greedy {greedy} != golden {golden_greedy}")
 
-    logits16, greedy16 = engine_outputs(dsrt, case_dir, work, "bf16", ids, len(golden_greedy))
+    logits16, greedy16 = engine_outputs(dsrt, backend, case_dir, work, "bf16", ids, len(golden_greedy))
     cos = cosine_per_row(logits16.astype(np.float64), golden_logits.astype(np.float64))
     agree = float(np.mean(np.argmax(logits16, axis=1) == np.argmax(golden_logits, axis=1)))
     same_greedy = sum(a == b for a, b in zip(greedy16, golden_greedy))
@@ -81,6 +81,7 @@ def main():
     parser.add_argument("--dsrt", required=True)
     parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--backend", default="onednn", help="onednn (the product) or reference (the specification)")
     args = parser.parse_args()
     cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
                    if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
@@ -91,7 +92,7 @@ def main():
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for case in cases:
             try:
-                failures = check_case(args.dsrt, case, work)
+                failures = check_case(args.dsrt, args.backend, case, work)
             except RuntimeError as e:
                 failures = [str(e)]
             for f in failures:

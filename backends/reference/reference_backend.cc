@@ -99,9 +99,8 @@ class ReferenceExecutable : public Executable {
       ReleaseDead(node, n);
     }
     const Tensor& logits = values_[slot_of_[graph_->outputs()[0]]];
-    out->rows = logits.dims[0];
     out->vocab = logits.dims.back();
-    out->logits = logits.f;
+    DSRT_RETURN_IF_ERROR(SelectRows(logits.f, logits.dims[0], out->vocab, step.logit_rows, &out->logits, &out->rows));
     out->hidden.clear();
     if (graph_->outputs().size() > 1) out->hidden = values_[slot_of_[graph_->outputs()[1]]].f;
     return absl::OkStatus();

@@ -150,7 +150,8 @@ struct RunArgs {
   uint64_t seed = 0;
   bool json = false;
   std::string dump_logits;
-  std::string backend = "reference";
+  std::string backend = "onednn";
+  int threads = 0;
 };
 
 absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
@@ -241,6 +242,7 @@ int RunRun(const RunArgs& a) {
   if (sources != 1) return Fail(absl::InvalidArgumentError("run needs exactly one of --ids, --prompt, --prompts-file"));
   runtime::SessionOptions session_options;
   session_options.backend = a.backend;
+  session_options.threads = a.threads;
   auto session = runtime::Session::Open(a.engine, session_options);
   if (!session.ok()) return Fail(session.status());
   const bool has_tokenizer = (*session)->tokenizer().ok();
@@ -276,6 +278,7 @@ int RunRun(const RunArgs& a) {
 int RunChat(RunArgs& a) {
   runtime::SessionOptions session_options;
   session_options.backend = a.backend;
+  session_options.threads = a.threads;
   auto session = runtime::Session::Open(a.engine, session_options);
   if (!session.ok()) return Fail(session.status());
   auto conversation = runtime::Conversation::Start(**session, a.system);
@@ -439,7 +442,8 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--seed", run.seed, "sampling seed");
   run_cmd->add_flag("--json", run.json, "print one JSON object per prompt");
   run_cmd->add_option("--dump-logits", run.dump_logits, "write prompt logits [T, vocab] as .npy");
-  run_cmd->add_option("--backend", run.backend, "reference");
+  run_cmd->add_option("--backend", run.backend, "onednn (default) or reference (plain loops, the specification)");
+  run_cmd->add_option("--threads", run.threads, "compute threads (default: every core)")->check(CLI::NonNegativeNumber);
 
   RunArgs chat;
   auto* chat_cmd = app.add_subcommand("chat", "an interactive conversation in the terminal");
@@ -450,7 +454,8 @@ int Main(int argc, char** argv) {
   chat_cmd->add_option("--top-p", chat.top_p, "nucleus sampling mass");
   chat_cmd->add_option("--top-k", chat.top_k, "sample among the k most likely");
   chat_cmd->add_option("--seed", chat.seed, "sampling seed");
-  chat_cmd->add_option("--backend", chat.backend, "reference");
+  chat_cmd->add_option("--backend", chat.backend, "onednn (default) or reference");
+  chat_cmd->add_option("--threads", chat.threads, "compute threads (default: every core)")->check(CLI::NonNegativeNumber);
   chat.max_new_tokens = 256;
 
   TokenizeArgs tokenize;

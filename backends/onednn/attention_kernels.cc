@@ -1,0 +1,355 @@
+// MLAAttention (latent space, over the KV cache) and the plain multi-head Attention.
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "backends/onednn/cpu.h"
+#include "backends/onednn/kernel.h"
+#include "ir/status_macros.h"
+
+namespace dsrt::backends::onednn {
+namespace {
+
+// A row of the cache or a weight, in f32 or bf16.
+struct RowRef {
+  const void* data;
+  ir::DType dtype;
+  const float* f32() const { return static_cast<const float*>(data); }
+  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
+  RowRef At(int64_t elements) const {
+    return {static_cast<const uint8_t*>(data) + ir::DTypeBytes(dtype, elements), dtype};
+  }
+};
+
+float Dot(const float* a, RowRef b, int64_t n) {
+  return b.dtype == ir::DType::kBF16 ? DotBf16(a, b.bf16(), n) : DotF32(a, b.f32(), n);
+}
+
+void AddScaled(float a, RowRef x, float* y, int64_t n) {
+  if (x.dtype == ir::DType::kBF16) AxpyBf16(a, x.bf16(), y, n);
+  else Axpy(a, x.f32(), y, n);
+}
+
+void StoreRow(const float* src, int64_t n, ir::DType dtype, void* dst) {
+  if (dtype == ir::DType::kBF16) F32ToBf16(src, static_cast<uint16_t*>(dst), n);
+  else std::memcpy(dst, src, n * sizeof(float));
+}
+
+// p[j] = exp(s[j] - max) / Σ, over the first `length` entries of s.
+void Softmax(float* s, int64_t length) {
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < length; ++j) max_score = std::max(max_score, s[j]);
+  double total = 0;
+  for (int64_t j = 0; j < length; ++j) total += (s[j] = std::exp(s[j] - max_score));
+  const float inv = static_cast<float>(1.0 / total);
+  for (int64_t j = 0; j < length; ++j) s[j] *= inv;
+}
+
+// Consecutive tokens of one sequence at consecutive positions: one prefill chunk, or
+// one decoding sequence's single token.
+struct TokenRun {
+  int64_t first_token, count;
+};
+
+std::vector<TokenRun> SplitRuns(const StepInput& step) {
+  std::vector<TokenRun> runs;
+  for (int64_t t = 0; t < step.num_tokens(); ++t) {
+    if (!runs.empty()) {
+      TokenRun& last = runs.back();
+      const int64_t prev = last.first_token + last.count - 1;
+      if (step.sequence_slots[t] == step.sequence_slots[prev] && step.positions[t] == step.positions[prev] + 1) {
+        ++last.count;
+        continue;
+      }
+    }
+    runs.push_back({t, 1});
+  }
+  return runs;
+}
+
+class MlaKernel : public Kernel {
+ public:
+  struct Config {
+    int64_t slot, heads, nope, v, rank, rope;
+    float scale;
+    ir::WeightView kv_b;  // [heads * (nope + v), rank]
+    ir::DType cache_dtype;
+    std::vector<float> rope_inv_freq;  // empty: q_pe and k_pe come rotated
+    double rope_scale = 1.0;
+    int q_nope, q_pe, c_kv, k_pe, positions, out;
+  };
+  MlaKernel(Config c, Dnnl& dnnl) : c_(std::move(c)), matmuls_(dnnl) {}
+
+  absl::Status Run(StepContext& ctx) override {
+    const ir::DType cache_dtype = ctx.cache().layout().dtype;
+    if (cache_dtype != c_.cache_dtype) return absl::InternalError("cache dtype differs from the graph's");
+    const float* q_pe = RotatedQueryRope(ctx);
+    AppendToCache(ctx);
+    for (const TokenRun& run : SplitRuns(ctx.step())) {
+      if (run.count <= kDecodeRun || c_.kv_b.dtype != cache_dtype) {
+        for (int64_t t = run.first_token; t < run.first_token + run.count; ++t) DecodeToken(ctx, q_pe, t);
+      } else {
+        for (int64_t i = 0; i < run.count; i += kPrefillChunk) {
+          PrefillChunk(ctx, q_pe, run.first_token + i, std::min(kPrefillChunk, run.count - i));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr int64_t kDecodeRun = 4;
+  static constexpr int64_t kPrefillChunk = 256;
+
+  int64_t head_rows() const { return c_.nope + c_.v; }
+  RowRef WeightUk(int64_t h) const {
+    return RowRef{c_.kv_b.data, c_.kv_b.dtype}.At(h * head_rows() * c_.rank);
+  }
+  RowRef WeightUv(int64_t h) const { return WeightUk(h).At(c_.nope * c_.rank); }
+
+  const float* RotatedQueryRope(StepContext& ctx) {
+    if (c_.rope_inv_freq.empty()) return ctx.F(c_.q_pe);
+    q_pe_rotated_.resize(ctx.Elements(c_.q_pe));
+    Rotate(ctx.F(c_.q_pe), ctx.I(c_.positions), ctx.tokens(), c_.heads, q_pe_rotated_.data());
+    return q_pe_rotated_.data();
+  }
+
+  void Rotate(const float* x, const int32_t* positions, int64_t tokens, int64_t rows_per_token, float* out) const {
+    const int64_t half = c_.rope / 2;
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(positions[t]) * c_.rope_inv_freq[i];
+        const float cos = static_cast<float>(std::cos(angle) * c_.rope_scale);
+        const float sin = static_cast<float>(std::sin(angle) * c_.rope_scale);
+        for (int64_t r = 0; r < rows_per_token; ++r) {
+          const int64_t base = (t * rows_per_token + r) * c_.rope;
+          const float x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
+          out[base + 2 * i] = x0 * cos - x1 * sin;
+          out[base + 2 * i + 1] = x0 * sin + x1 * cos;
+        }
+      }
+    }
+  }
+
+  void AppendToCache(StepContext& ctx) {
+    const float* k_pe = ctx.F(c_.k_pe);
+    if (!c_.rope_inv_freq.empty()) {
+      k_pe_rotated_.resize(ctx.tokens() * c_.rope);
+      Rotate(k_pe, ctx.I(c_.positions), ctx.tokens(), 1, k_pe_rotated_.data());
+      k_pe = k_pe_rotated_.data();
+    }
+    const StepInput& step = ctx.step();
+    for (int64_t t = 0; t < ctx.tokens(); ++t) {
+      auto* row = static_cast<uint8_t*>(ctx.cache().Row(static_cast<int>(c_.slot), step.sequence_slots[t], step.positions[t]));
+      StoreRow(ctx.F(c_.c_kv) + t * c_.rank, c_.rank, c_.cache_dtype, row);
+      StoreRow(k_pe + t * c_.rope, c_.rope, c_.cache_dtype, row + ir::DTypeBytes(c_.cache_dtype, c_.rank));
+    }
+  }
+
+  // Rows 0 .. length-1 of the token's sequence, [rank + rope] each, as one array.
+  RowRef CachedRows(StepContext& ctx, int sequence, int64_t length) {
+    const int slot = static_cast<int>(c_.slot);
+    if (const void* rows = ctx.cache().Contiguous(slot, sequence, length)) return {rows, c_.cache_dtype};
+    const int64_t row_bytes = ir::DTypeBytes(c_.cache_dtype, c_.rank + c_.rope);
+    gathered_.resize(row_bytes * length);
+    for (int64_t j = 0; j < length; ++j) {
+      std::memcpy(gathered_.data() + j * row_bytes, ctx.cache().Row(slot, sequence, j), row_bytes);
+    }
+    return {gathered_.data(), c_.cache_dtype};
+  }
+
+  void DecodeToken(StepContext& ctx, const float* q_pe, int64_t t) {
+    const int64_t length = ctx.step().positions[t] + 1, width = c_.rank + c_.rope;
+    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[t], length);
+    const float* q_nope = ctx.F(c_.q_nope);
+    float* out = ctx.F(c_.out);
+    ParallelFor(c_.heads, length * width * 3, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> q_latent, scores, o_latent;
+      q_latent.assign(c_.rank, 0.0f);
+      scores.resize(length);
+      o_latent.resize(c_.rank);
+      for (int64_t h = begin; h < end; ++h) {
+        const float* qn = q_nope + (t * c_.heads + h) * c_.nope;
+        const float* qp = q_pe + (t * c_.heads + h) * c_.rope;
+        std::fill(q_latent.begin(), q_latent.end(), 0.0f);
+        for (int64_t d = 0; d < c_.nope; ++d) AddScaled(qn[d], WeightUk(h).At(d * c_.rank), q_latent.data(), c_.rank);
+        for (int64_t j = 0; j < length; ++j) {
+          const RowRef row = rows.At(j * width);
+          scores[j] = (Dot(q_latent.data(), row, c_.rank) + Dot(qp, row.At(c_.rank), c_.rope)) * c_.scale;
+        }
+        Softmax(scores.data(), length);
+        std::fill(o_latent.begin(), o_latent.end(), 0.0f);
+        for (int64_t j = 0; j < length; ++j) AddScaled(scores[j], rows.At(j * width), o_latent.data(), c_.rank);
+        float* oh = out + (t * c_.heads + h) * c_.v;
+        for (int64_t e = 0; e < c_.v; ++e) oh[e] = Dot(o_latent.data(), WeightUv(h).At(e * c_.rank), c_.rank);
+      }
+    });
+  }
+
+  // n tokens at positions p0 .. p0+n-1 of one sequence, as five oneDNN matmuls:
+  // q_lat = q_nope·W_UK (per head), S = [q_lat | q_pe]·[c_kv | k_pe]ᵀ, causal softmax,
+  // o_lat = P·c_kv, out = o_lat·W_UVᵀ (per head).
+  void PrefillChunk(StepContext& ctx, const float* q_pe, int64_t first, int64_t n) {
+    const int64_t h = c_.heads, r = c_.rank, p = c_.rope, width = r + p, nope = c_.nope, v = c_.v;
+    const int64_t p0 = ctx.step().positions[first], length = p0 + n;
+    const ir::DType dt = c_.cache_dtype;
+    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[first], length);
+    const int64_t elem = ir::DTypeBytes(dt, 1);
+
+    // q_nope [n, h, nope] → [h, n, nope] in the compute dtype.
+    q_nope_.resize(h * n * nope * elem);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t hh = 0; hh < h; ++hh) {
+        StoreRow(ctx.F(c_.q_nope) + ((first + i) * h + hh) * nope, nope, dt, q_nope_.data() + (hh * n + i) * nope * elem);
+      }
+    }
+    queries_.resize(h * n * width * elem);
+    matmuls_.Run({{h, n, nope}, {n * nope, nope, 1}, dt}, q_nope_.data(),
+                 {{h, nope, r}, {head_rows() * r, r, 1}, dt}, c_.kv_b.data,
+                 {{h, n, r}, {n * width, width, 1}, dt}, queries_.data());
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t hh = 0; hh < h; ++hh) {
+        StoreRow(q_pe + ((first + i) * h + hh) * p, p, dt, queries_.data() + ((hh * n + i) * width + r) * elem);
+      }
+    }
+    scores_.resize(h * n * length);
+    matmuls_.Run({{h, n, width}, {n * width, width, 1}, dt}, queries_.data(),
+                 {{1, width, length}, {width * length, 1, width}, dt}, rows.data,
+                 {{h, n, length}, {n * length, length, 1}, ir::DType::kF32}, scores_.data());
+    probs_.resize(h * n * length * elem);
+    ParallelFor(h * n, length * 4, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t i = row % n, visible = p0 + i + 1;
+        float* s = scores_.data() + row * length;
+        for (int64_t j = 0; j < visible; ++j) s[j] *= c_.scale;
+        Softmax(s, visible);
+        std::fill(s + visible, s + length, 0.0f);
+        StoreRow(s, length, dt, probs_.data() + row * length * elem);
+      }
+    });
+    latents_.resize(h * n * r * elem);
+    matmuls_.Run({{h, n, length}, {n * length, length, 1}, dt}, probs_.data(),
+                 {{1, length, r}, {length * width, width, 1}, dt}, rows.data,
+                 {{h, n, r}, {n * r, r, 1}, dt}, latents_.data());
+    matmuls_.Run({{h, n, r}, {n * r, r, 1}, dt}, latents_.data(),
+                 {{h, r, v}, {head_rows() * r, 1, r}, dt}, WeightUv(0).data,
+                 {{h, n, v}, {v, h * v, 1}, ir::DType::kF32}, ctx.F(c_.out) + first * h * v);
+  }
+
+  Config c_;
+  StridedMatmuls matmuls_;
+  std::vector<float> q_pe_rotated_, k_pe_rotated_, scores_;
+  std::vector<uint8_t> gathered_, q_nope_, queries_, probs_, latents_;
+};
+
+absl::StatusOr<ir::DType> CacheDType(const ir::Node& node) {
+  if (!node.attrs().Has("cache_dtype")) return node.input(0)->type().dtype;
+  DSRT_ASSIGN_OR_RETURN(std::string name, node.attrs().GetString("cache_dtype"));
+  return ir::ParseDType(name);
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeMla(const ir::Node& node, CompileContext& c) {
+  MlaKernel::Config k;
+  const ir::AttrMap& a = node.attrs();
+  DSRT_ASSIGN_OR_RETURN(k.slot, a.GetInt("cache_slot"));
+  DSRT_ASSIGN_OR_RETURN(k.heads, a.GetInt("heads"));
+  DSRT_ASSIGN_OR_RETURN(k.nope, a.GetInt("qk_nope_head_dim"));
+  DSRT_ASSIGN_OR_RETURN(k.v, a.GetInt("v_head_dim"));
+  DSRT_ASSIGN_OR_RETURN(double scale, a.GetDouble("scale"));
+  k.scale = static_cast<float>(scale);
+  DSRT_ASSIGN_OR_RETURN(k.kv_b, c.Weight(node, 4));
+  DSRT_ASSIGN_OR_RETURN(k.cache_dtype, CacheDType(node));
+  if (k.kv_b.dtype != ir::DType::kF32 && k.kv_b.dtype != ir::DType::kBF16) {
+    return absl::UnimplementedError("kv_b_proj must be f32 or bf16 for latent attention");
+  }
+  if (k.cache_dtype != ir::DType::kF32 && k.cache_dtype != ir::DType::kBF16) {
+    return absl::UnimplementedError("the KV cache must be f32 or bf16");
+  }
+  k.rank = node.input(2)->type().dims.back().size;
+  k.rope = node.input(1)->type().dims.back().size;
+  if (a.Has("rope_inv_freq")) {
+    DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, a.GetDoubles("rope_inv_freq"));
+    k.rope_inv_freq.assign(inv_freq.begin(), inv_freq.end());
+    k.rope_scale = a.DoubleOr("rope_scale", 1.0);
+  }
+  k.q_nope = c.Index(node.input(0));
+  k.q_pe = c.Index(node.input(1));
+  k.c_kv = c.Index(node.input(2));
+  k.k_pe = c.Index(node.input(3));
+  k.positions = c.Index(node.input(5));
+  k.out = c.Index(node.output());
+  return std::make_unique<MlaKernel>(std::move(k), c.dnnl());
+}
+
+// Per-head K and V in the cache: [k (heads × dk) | v (heads × dv)] a token. The graph
+// before mla-absorb; kept so that every pass can be measured against its absence.
+class AttentionKernel : public Kernel {
+ public:
+  AttentionKernel(int64_t slot, float scale, ir::DType cache_dtype, int q, int k, int v, int positions, int out)
+      : slot_(slot), scale_(scale), cache_dtype_(cache_dtype), q_(q), k_(k), v_(v), positions_(positions), out_(out) {}
+
+  absl::Status Run(StepContext& ctx) override {
+    const std::vector<int64_t> q_dims = ctx.Dims(q_), v_dims = ctx.Dims(v_);
+    const int64_t tokens = q_dims[0], heads = q_dims[1], dk = q_dims[2], dv = v_dims[2];
+    const int64_t k_width = heads * dk;
+    const StepInput& step = ctx.step();
+    for (int64_t t = 0; t < tokens; ++t) {
+      auto* row = static_cast<uint8_t*>(ctx.cache().Row(static_cast<int>(slot_), step.sequence_slots[t], step.positions[t]));
+      StoreRow(ctx.F(k_) + t * k_width, k_width, cache_dtype_, row);
+      StoreRow(ctx.F(v_) + t * heads * dv, heads * dv, cache_dtype_, row + ir::DTypeBytes(cache_dtype_, k_width));
+    }
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int64_t length = step.positions[t] + 1;
+      ParallelFor(heads, length * (dk + dv), [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> scores;
+        scores.resize(length);
+        for (int64_t h = begin; h < end; ++h) {
+          const float* qh = ctx.F(q_) + (t * heads + h) * dk;
+          for (int64_t j = 0; j < length; ++j) {
+            const RowRef row{ctx.cache().Row(static_cast<int>(slot_), step.sequence_slots[t], j), cache_dtype_};
+            scores[j] = Dot(qh, row.At(h * dk), dk) * scale_;
+          }
+          Softmax(scores.data(), length);
+          float* oh = ctx.F(out_) + (t * heads + h) * dv;
+          std::fill(oh, oh + dv, 0.0f);
+          for (int64_t j = 0; j < length; ++j) {
+            const RowRef row{ctx.cache().Row(static_cast<int>(slot_), step.sequence_slots[t], j), cache_dtype_};
+            AddScaled(scores[j], row.At(k_width + h * dv), oh, dv);
+          }
+        }
+      });
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  int64_t slot_;
+  float scale_;
+  ir::DType cache_dtype_;
+  int q_, k_, v_, positions_, out_;
+};
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeAttention(const ir::Node& node, CompileContext& c) {
+  DSRT_ASSIGN_OR_RETURN(int64_t slot, node.attrs().GetInt("cache_slot"));
+  DSRT_ASSIGN_OR_RETURN(double scale, node.attrs().GetDouble("scale"));
+  DSRT_ASSIGN_OR_RETURN(ir::DType cache_dtype, CacheDType(node));
+  if (cache_dtype != ir::DType::kF32 && cache_dtype != ir::DType::kBF16) {
+    return absl::UnimplementedError("the KV cache must be f32 or bf16");
+  }
+  return std::make_unique<AttentionKernel>(slot, static_cast<float>(scale), cache_dtype, c.Index(node.input(0)),
+                                           c.Index(node.input(1)), c.Index(node.input(2)), c.Index(node.input(3)),
+                                           c.Index(node.output()));
+}
+
+}  // namespace
+
+void AddAttentionKernels(absl::flat_hash_map<std::string, KernelFactory>& f) {
+  f["MLAAttention"] = MakeMla;
+  f["Attention"] = MakeAttention;
+}
+
+}  // namespace dsrt::backends::onednn

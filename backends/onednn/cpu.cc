@@ -1,0 +1,167 @@
+#include "backends/onednn/cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/onednn/cpu_avx512.h"
+#include "ir/dtype.h"
+
+namespace dsrt::backends::onednn {
+namespace {
+
+bool force_plain = std::getenv("DSRT_NO_AVX512") != nullptr && std::string(std::getenv("DSRT_NO_AVX512")) != "0";
+
+bool Vector() { return !force_plain && Cpu().avx512 && Cpu().avx512_bf16 && Cpu().avx512_vnni; }
+
+int8_t Quantize(float x, float inv_scale) {
+  const float q = std::nearbyint(x * inv_scale);
+  return static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+}
+
+int Nibble(const uint8_t* w, int64_t i) {
+  const int nibble = i % 2 == 0 ? (w[i / 2] & 0x0f) : (w[i / 2] >> 4);
+  return nibble >= 8 ? nibble - 16 : nibble;
+}
+
+template <typename WeightAt>
+void PlainQuantizedRows(const QuantizedActivations& x, WeightAt weight, const float* w_scales, int64_t k,
+                        int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  const int64_t groups = k / group_size;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t m = 0; m < x.tokens; ++m) {
+      const int8_t* xm = x.values + m * k;
+      float acc = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        int32_t isum = 0;
+        for (int64_t j = g * group_size; j < (g + 1) * group_size; ++j) isum += weight(r, j) * xm[j];
+        acc += w_scales[r * groups + g] * x.scales[m * groups + g] * static_cast<float>(isum);
+      }
+      y[m * y_stride + r] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+const CpuFeatures& Cpu() {
+  static const CpuFeatures features = [] {
+    CpuFeatures f;
+    __builtin_cpu_init();
+    f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    f.avx512_bf16 = f.avx512 && __builtin_cpu_supports("avx512bf16");
+    f.avx512_vnni = f.avx512 && __builtin_cpu_supports("avx512vnni");
+    return f;
+  }();
+  return features;
+}
+
+void ForcePlainKernels(bool plain) { force_plain = plain; }
+bool UsingAvx512() { return Vector(); }
+
+void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
+  if (Vector()) return avx512::F32ToBf16(src, dst, n);
+  for (int64_t i = 0; i < n; ++i) dst[i] = ir::F32ToBF16(src[i]);
+}
+
+void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
+  if (Vector()) return avx512::Bf16ToF32(src, dst, n);
+  for (int64_t i = 0; i < n; ++i) dst[i] = ir::BF16ToF32(src[i]);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  if (Vector()) return avx512::DotF32(a, b, n);
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+void Axpy(float a, const float* x, float* y, int64_t n) {
+  if (Vector()) return avx512::Axpy(a, x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n) {
+  if (Vector()) return avx512::AxpyBf16(a, x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * ir::BF16ToF32(x[i]);
+}
+
+float DotBf16(const float* a, const uint16_t* b, int64_t n) {
+  if (Vector()) return avx512::DotBf16(a, b, n);
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * ir::BF16ToF32(b[i]);
+  return acc;
+}
+
+void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
+                         int8_t* even_odd, float* scales, int32_t* sums) {
+  const int64_t groups = k / group_size;
+  for (int64_t m = 0; m < tokens; ++m) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* xg = x + m * k + g * group_size;
+      int8_t* qg = values + m * k + g * group_size;
+      float max_abs = 0;
+      for (int64_t j = 0; j < group_size; ++j) max_abs = std::max(max_abs, std::fabs(xg[j]));
+      const float scale = max_abs / 127.0f;
+      const float inv_scale = max_abs > 0 ? 127.0f / max_abs : 0.0f;
+      int32_t sum = 0;
+      for (int64_t j = 0; j < group_size; ++j) sum += (qg[j] = Quantize(xg[j], inv_scale));
+      scales[m * groups + g] = scale;
+      sums[m * groups + g] = sum;
+    }
+    if (even_odd == nullptr) continue;
+    for (int64_t base = 0; base + 128 <= k; base += 128) {
+      const int8_t* src = values + m * k + base;
+      int8_t* dst = even_odd + m * k + base;
+      for (int64_t i = 0; i < 64; ++i) {
+        dst[i] = src[2 * i];
+        dst[64 + i] = src[2 * i + 1];
+      }
+    }
+  }
+}
+
+void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  if (Vector()) return avx512::QuantizedRowsI8(x, w, w_scales, k, group_size, row_begin, row_end, y, y_stride);
+  PlainQuantizedRows(
+      x, [&](int64_t r, int64_t j) { return static_cast<int32_t>(w[r * k + j]); }, w_scales, k, group_size, row_begin,
+      row_end, y, y_stride);
+}
+
+void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  if (Vector()) return avx512::QuantizedRowsI4(x, w, w_scales, k, group_size, row_begin, row_end, y, y_stride);
+  PlainQuantizedRows(
+      x, [&](int64_t r, int64_t j) { return Nibble(w, r * k + j); }, w_scales, k, group_size, row_begin, row_end,
+      y, y_stride);
+}
+
+void DequantizeRowsF32(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                       int64_t row_begin, int64_t row_end, float* out) {
+  const int64_t groups = (k + group_size - 1) / group_size;
+  const auto* bytes = static_cast<const uint8_t*>(w);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float* o = out + (r - row_begin) * k;
+    for (int64_t j = 0; j < k; ++j) {
+      const int value = int4 ? Nibble(bytes, r * k + j) : static_cast<int8_t>(bytes[r * k + j]);
+      o[j] = static_cast<float>(value) * w_scales[r * groups + j / group_size];
+    }
+  }
+}
+
+void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                        int64_t row_begin, int64_t row_end, uint16_t* out) {
+  thread_local std::vector<float> row;
+  row.resize(k);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    DequantizeRowsF32(w, int4, w_scales, k, group_size, r, r + 1, row.data());
+    F32ToBf16(row.data(), out + (r - row_begin) * k, k);
+  }
+}
+
+}  // namespace dsrt::backends::onednn

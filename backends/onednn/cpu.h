@@ -1,0 +1,65 @@
+#ifndef DSRT_BACKENDS_ONEDNN_CPU_H_
+#define DSRT_BACKENDS_ONEDNN_CPU_H_
+
+// Row kernels the oneDNN backend runs around its matmuls. Each has a plain C++
+// version and, where the CPU has AVX-512 (with BF16 and VNNI), a vector one; the
+// choice is made once, at run time, from CPUID.
+
+#include <cstdint>
+
+namespace dsrt::backends::onednn {
+
+struct CpuFeatures {
+  bool avx512 = false;       // F, BW, VL, DQ
+  bool avx512_bf16 = false;  // vcvtneps2bf16, vdpbf16ps
+  bool avx512_vnni = false;  // vpdpbusd
+};
+const CpuFeatures& Cpu();
+// Turns the vector kernels off (tests compare both paths; DSRT_NO_AVX512=1 does it too).
+void ForcePlainKernels(bool plain);
+bool UsingAvx512();
+
+// dst[i] = bf16(src[i]), round to nearest even.
+void F32ToBf16(const float* src, uint16_t* dst, int64_t n);
+void Bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+// Σ a[i] b[i] in f32.
+float DotF32(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i].
+void Axpy(float a, const float* x, float* y, int64_t n);
+// y[i] += a * x[i] for a bf16 row x.
+void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n);
+// Σ a[i] b[i] for a bf16 row b.
+float DotBf16(const float* a, const uint16_t* b, int64_t n);
+
+// Weight-only quantized rows against int8-quantized activations. Activations come
+// as `blocks` of 64 signed bytes with one f32 scale per group (group_size / 64
+// blocks) and the sum of each group's bytes; weights as i8 [rows, k] or i4 (two a
+// byte, low nibble first) with f32 scales [rows, groups]. y[m, r] for r in
+// [row_begin, row_end), m < tokens.
+struct QuantizedActivations {
+  const int8_t* values = nullptr;  // [tokens, k]
+  // The same bytes with each 128 reordered as its even then its odd elements, the
+  // order in which an i4 weight's low and high nibbles come out of 64 bytes.
+  const int8_t* values_even_odd = nullptr;
+  const float* scales = nullptr;   // [tokens, groups]
+  const int32_t* sums = nullptr;   // [tokens, groups]
+  int64_t tokens = 0;
+};
+// Symmetric per-group int8: scale = max|x| / 127. `even_odd` may be null.
+void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
+                         int8_t* even_odd, float* scales, int32_t* sums);
+// Need k % group_size == 0 and group_size % 128 == 0 (the caller checks).
+void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+
+// Rows [row_begin, row_end) of a quantized weight, dequantized to bf16 or f32.
+void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                        int64_t row_begin, int64_t row_end, uint16_t* out);
+void DequantizeRowsF32(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                       int64_t row_begin, int64_t row_end, float* out);
+
+}  // namespace dsrt::backends::onednn
+
+#endif  // DSRT_BACKENDS_ONEDNN_CPU_H_

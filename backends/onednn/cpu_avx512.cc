@@ -1,0 +1,154 @@
+#include "backends/onednn/cpu_avx512.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+namespace dsrt::backends::onednn::avx512 {
+namespace {
+
+__mmask16 Tail16(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+
+__m512 LoadBf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+
+__m512 LoadBf16Masked(const uint16_t* p, __mmask16 mask) {
+  const __m256i bits = _mm256_maskz_loadu_epi16(mask, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+// (a & 0x0f) ^ 0x08 per byte: a signed nibble as the unsigned value + 8.
+__m512i OffsetNibbles(__m512i a) {
+  return _mm512_ternarylogic_epi32(a, _mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x08), 0x6a);
+}
+
+constexpr int kTokenTile = 4;
+
+}  // namespace
+
+void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_si256((__m256i*)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = Tail16(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+  }
+}
+
+void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, LoadBf16(src + i));
+  if (i < n) _mm512_mask_storeu_ps(dst + i, Tail16(n - i), LoadBf16Masked(src + i, Tail16(n - i)));
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = Tail16(std::min<int64_t>(16, n - i));
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void Axpy(float a, const float* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Tail16(std::min<int64_t>(16, n - i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Tail16(std::min<int64_t>(16, n - i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, LoadBf16Masked(x + i, m), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+float DotBf16(const float* a, const uint16_t* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Tail16(std::min<int64_t>(16, n - i));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), LoadBf16Masked(b + i, m), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// vpdpbusd multiplies unsigned by signed bytes, so the weight byte is offset to
+// unsigned (i8: w + 128, i4: w + 8) and the offset times the activations' group sum
+// is taken back once per group.
+void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  const int64_t groups = k / group_size;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int8_t* wr = w + r * k;
+    for (int64_t m0 = 0; m0 < x.tokens; m0 += kTokenTile) {
+      const int tile = static_cast<int>(std::min<int64_t>(kTokenTile, x.tokens - m0));
+      __m512 accf[kTokenTile];
+      float correction[kTokenTile] = {};
+      for (int t = 0; t < kTokenTile; ++t) accf[t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < groups; ++g) {
+        __m512i acc[kTokenTile];
+        for (int t = 0; t < kTokenTile; ++t) acc[t] = _mm512_setzero_si512();
+        for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 64) {
+          const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(wr + j), flip);
+          for (int t = 0; t < tile; ++t) {
+            acc[t] = _mm512_dpbusd_epi32(acc[t], wv, _mm512_loadu_si512(x.values + (m0 + t) * k + j));
+          }
+        }
+        for (int t = 0; t < tile; ++t) {
+          const float s = w_scales[r * groups + g] * x.scales[(m0 + t) * groups + g];
+          accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
+          correction[t] += s * 128.0f * static_cast<float>(x.sums[(m0 + t) * groups + g]);
+        }
+      }
+      for (int t = 0; t < tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];
+    }
+  }
+}
+
+void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  const int64_t groups = k / group_size;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* wr = w + r * k / 2;
+    for (int64_t m0 = 0; m0 < x.tokens; m0 += kTokenTile) {
+      const int tile = static_cast<int>(std::min<int64_t>(kTokenTile, x.tokens - m0));
+      __m512 accf[kTokenTile];
+      float correction[kTokenTile] = {};
+      for (int t = 0; t < kTokenTile; ++t) accf[t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < groups; ++g) {
+        __m512i acc[kTokenTile];
+        for (int t = 0; t < kTokenTile; ++t) acc[t] = _mm512_setzero_si512();
+        for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 128) {
+          const __m512i bytes = _mm512_loadu_si512(wr + j / 2);
+          const __m512i even = OffsetNibbles(bytes);
+          const __m512i odd = OffsetNibbles(_mm512_srli_epi16(bytes, 4));
+          for (int t = 0; t < tile; ++t) {
+            const int8_t* xv = x.values_even_odd + (m0 + t) * k + j;
+            acc[t] = _mm512_dpbusd_epi32(acc[t], even, _mm512_loadu_si512(xv));
+            acc[t] = _mm512_dpbusd_epi32(acc[t], odd, _mm512_loadu_si512(xv + 64));
+          }
+        }
+        for (int t = 0; t < tile; ++t) {
+          const float s = w_scales[r * groups + g] * x.scales[(m0 + t) * groups + g];
+          accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
+          correction[t] += s * 8.0f * static_cast<float>(x.sums[(m0 + t) * groups + g]);
+        }
+      }
+      for (int t = 0; t < tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];
+    }
+  }
+}
+
+}  // namespace dsrt::backends::onednn::avx512

@@ -1,0 +1,26 @@
+#ifndef DSRT_BACKENDS_ONEDNN_CPU_AVX512_H_
+#define DSRT_BACKENDS_ONEDNN_CPU_AVX512_H_
+
+// The AVX-512 (F/BW/VL/DQ + BF16 + VNNI) versions of cpu.h's kernels. This file's
+// .cc alone is compiled for that ISA; cpu.cc calls in only when CPUID says so.
+
+#include <cstdint>
+
+#include "backends/onednn/cpu.h"
+
+namespace dsrt::backends::onednn::avx512 {
+
+void F32ToBf16(const float* src, uint16_t* dst, int64_t n);
+void Bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+float DotF32(const float* a, const float* b, int64_t n);
+void Axpy(float a, const float* x, float* y, int64_t n);
+void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n);
+float DotBf16(const float* a, const uint16_t* b, int64_t n);
+void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+
+}  // namespace dsrt::backends::onednn::avx512
+
+#endif  // DSRT_BACKENDS_ONEDNN_CPU_AVX512_H_

@@ -1,0 +1,325 @@
+#include "backends/onednn/onednn_backend.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "backends/onednn/cpu.h"
+#include "backends/onednn/kernel.h"
+#include "ir/status_macros.h"
+#include "ir/verifier.h"
+
+namespace dsrt::backends::onednn {
+
+std::vector<int64_t> StepContext::Dims(int value) const {
+  std::vector<int64_t> dims;
+  for (const ir::Dim& d : slots_[value].dims) dims.push_back(d.is_symbolic() ? tokens() : d.size);
+  return dims;
+}
+
+absl::StatusOr<ir::WeightView> CompileContext::Weight(const ir::Node& node, int input) const {
+  const ValueSlot& slot = Slot(node.input(input));
+  if (!slot.constant) {
+    return absl::UnimplementedError(
+        absl::StrCat("input ", input, " is computed, and the oneDNN backend needs a weight there"));
+  }
+  return slot.weight;
+}
+
+absl::StatusOr<std::vector<float>> CompileContext::WeightF32(const ir::Node& node, int input) const {
+  DSRT_ASSIGN_OR_RETURN(ir::WeightView view, Weight(node, input));
+  const int64_t n = ir::NumElements(view.shape);
+  std::vector<float> out(n);
+  switch (view.dtype) {
+    case ir::DType::kF32:
+      std::memcpy(out.data(), view.data, n * sizeof(float));
+      return out;
+    case ir::DType::kBF16:
+      Bf16ToF32(static_cast<const uint16_t*>(view.data), out.data(), n);
+      return out;
+    case ir::DType::kF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = ir::F16ToF32(static_cast<const uint16_t*>(view.data)[i]);
+      return out;
+    default:
+      return absl::UnimplementedError(
+          absl::StrCat("weight '", node.input(input)->name(), "' is ", ir::DTypeName(view.dtype), ", not a float"));
+  }
+}
+
+absl::StatusOr<PackedLinear*> CompileContext::Pack(const ir::Node& node, const std::vector<int>& inputs) {
+  std::string key;
+  std::vector<PackedLinear::Part> parts;
+  ir::DType dtype = ir::DType::kF32;
+  int64_t k = 0;
+  for (int input : inputs) {
+    DSRT_ASSIGN_OR_RETURN(ir::WeightView view, Weight(node, input));
+    if (view.shape.size() != 2) return absl::InvalidArgumentError("a linear weight must be 2-D");
+    if (!parts.empty() && (view.dtype != dtype || view.shape[1] != k)) {
+      return absl::InvalidArgumentError("stacked weights differ in dtype or width");
+    }
+    dtype = view.dtype;
+    k = view.shape[1];
+    parts.push_back({view.data, view.shape[0]});
+    absl::StrAppend(&key, key.empty() ? "" : "+", node.input(input)->name());
+  }
+  auto it = packed_.find(key);
+  if (it != packed_.end()) return it->second.get();
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> linear, PackedLinear::Create(dnnl_, parts, dtype, k, key));
+  return packed_.emplace(key, std::move(linear)).first->second.get();
+}
+
+absl::StatusOr<PackedLinear*> CompileContext::PackF32(const ir::Node& node, int input) {
+  const std::string key = absl::StrCat(node.input(input)->name(), "@f32");
+  auto it = packed_.find(key);
+  if (it != packed_.end()) return it->second.get();
+  DSRT_ASSIGN_OR_RETURN(ir::WeightView view, Weight(node, input));
+  if (view.shape.size() != 2) return absl::InvalidArgumentError("a linear weight must be 2-D");
+  DSRT_ASSIGN_OR_RETURN(std::vector<float> w, WeightF32(node, input));
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> linear,
+                        PackedLinear::Create(dnnl_, {{w.data(), view.shape[0]}}, ir::DType::kF32, view.shape[1], key));
+  return packed_.emplace(key, std::move(linear)).first->second.get();
+}
+
+void ParallelFor(int64_t n, int64_t cost_per_item, const std::function<void(int64_t, int64_t)>& body) {
+  const int threads = omp_get_max_threads();
+  if (threads <= 1 || n <= 1 || n * cost_per_item < 32768) {
+    body(0, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), count = omp_get_num_threads();
+    const int64_t begin = n * t / count, end = n * (t + 1) / count;
+    if (begin < end) body(begin, end);
+  }
+}
+
+const absl::flat_hash_map<std::string, KernelFactory>& KernelFactories() {
+  static const auto* factories = [] {
+    auto* f = new absl::flat_hash_map<std::string, KernelFactory>();
+    AddElementwiseKernels(*f);
+    AddLinearKernels(*f);
+    AddAttentionKernels(*f);
+    AddMoeKernels(*f);
+    return f;
+  }();
+  return *factories;
+}
+
+namespace {
+
+bool HasTokensDim(const ir::TensorType& type) {
+  return std::any_of(type.dims.begin(), type.dims.end(), [](const ir::Dim& d) { return d.is_symbolic(); });
+}
+
+int64_t StaticElements(const ir::TensorType& type) {
+  int64_t n = 1;
+  for (const ir::Dim& d : type.dims) n *= d.is_symbolic() ? 1 : d.size;
+  return n;
+}
+
+constexpr int64_t kAlign = 64;
+int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+class OneDnnExecutable : public Executable {
+ public:
+  absl::Status Init(const ir::Graph& graph, const ir::WeightStore& weights) {
+    graph_ = &graph;
+    DSRT_RETURN_IF_ERROR(AssignSlots(graph, weights));
+    CompileContext compile(dnnl_, slots_, index_, graph.outputs()[0], packed_);
+    const auto& factories = KernelFactories();
+    for (const auto& node : graph.nodes()) {
+      if (node->op() == "Parameter" || node->op() == "Constant") continue;
+      auto factory = factories.find(node->op());
+      if (factory == factories.end()) {
+        return absl::UnimplementedError(absl::StrCat("the oneDNN backend has no kernel for ", node->op()));
+      }
+      absl::StatusOr<std::unique_ptr<Kernel>> kernel;
+      try {
+        kernel = factory->second(*node, compile);
+      } catch (const dnnl::error& e) {
+        kernel = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+      }
+      if (!kernel.ok()) {
+        return absl::Status(kernel.status().code(),
+                            absl::StrCat(ir::DescribeNode(*node), ": ", kernel.status().message()));
+      }
+      steps_.push_back({node.get(), std::move(*kernel)});
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(const StepInput& step, KvCache& cache, StepOutput* out) override {
+    const int64_t tokens = step.num_tokens();
+    if (tokens == 0) return absl::InvalidArgumentError("a step needs at least one token");
+    const size_t needed = static_cast<size_t>(arena_bytes_per_token_ * tokens + kAlign);
+    if (arena_.size() < needed) arena_.resize(needed);
+    uint8_t* base = reinterpret_cast<uint8_t*>(AlignUp(reinterpret_cast<intptr_t>(arena_.data())));
+    StepContext ctx(step, cache, slots_, base);
+    DSRT_RETURN_IF_ERROR(BindParameters(step, ctx));
+    for (auto& [node, kernel] : steps_) {
+      absl::Status status;
+      try {
+        status = kernel->Run(ctx);
+      } catch (const dnnl::error& e) {
+        status = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+      }
+      if (!status.ok()) return absl::Status(status.code(), absl::StrCat(ir::DescribeNode(*node), ": ", status.message()));
+      RoundBf16Outputs(*node, ctx);
+    }
+    return CopyOutputs(step, ctx, out);
+  }
+
+ private:
+  // Every value's slot; activation offsets from plan-memory's `arena_offsets` when the
+  // graph has them, else one region each.
+  absl::Status AssignSlots(const ir::Graph& graph, const ir::WeightStore& weights) {
+    const bool planned = HasUsablePlan(graph);
+    int64_t next = 0;
+    for (const auto& node : graph.nodes()) {
+      std::vector<int64_t> offsets;
+      if (planned) offsets = node->attrs().GetInts("arena_offsets").value_or(std::vector<int64_t>{});
+      for (int i = 0; i < node->num_outputs(); ++i) {
+        const ir::Value* value = node->output(i);
+        ValueSlot slot;
+        slot.dtype = value->type().dtype;
+        slot.dims = value->type().dims;
+        slot.elements_per_token = StaticElements(value->type());
+        if (node->op() == "Constant") {
+          DSRT_ASSIGN_OR_RETURN(std::string name, node->attrs().GetString("weight"));
+          DSRT_ASSIGN_OR_RETURN(slot.weight, weights.Get(name));
+          DSRT_RETURN_IF_ERROR(CheckWeight(*value, slot.weight));
+          slot.constant = true;
+        } else {
+          const int64_t bytes = AlignUp(slot.elements_per_token * 4);
+          slot.offset_per_token = planned && i < static_cast<int>(offsets.size()) ? offsets[i] : next;
+          next = std::max(next, slot.offset_per_token + bytes);
+        }
+        index_[value] = static_cast<int>(slots_.size());
+        slots_.push_back(std::move(slot));
+      }
+    }
+    arena_bytes_per_token_ = next;
+    return absl::OkStatus();
+  }
+
+  // A plan is usable when every activation scales with the token count and takes 4
+  // bytes a value (the arena holds bf16-typed values as f32).
+  static bool HasUsablePlan(const ir::Graph& graph) {
+    for (const auto& node : graph.nodes()) {
+      if (node->op() == "Constant") continue;
+      if (!node->attrs().Has("arena_offsets")) return false;
+      for (int i = 0; i < node->num_outputs(); ++i) {
+        const ir::TensorType& type = node->output(i)->type();
+        if (!HasTokensDim(type) || ir::DTypeBytes(type.dtype, 1) != 4) return false;
+      }
+    }
+    return true;
+  }
+
+  static absl::Status CheckWeight(const ir::Value& value, const ir::WeightView& view) {
+    std::vector<int64_t> dims;
+    for (const ir::Dim& d : value.type().dims) dims.push_back(d.size);
+    if (dims != view.shape || value.type().dtype != view.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' is stored as ",
+                                                     ir::DTypeName(view.dtype), " of another shape than the graph's ",
+                                                     value.type().ToString()));
+    }
+    if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
+      return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' is truncated"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status BindParameters(const StepInput& step, StepContext& ctx) {
+    for (ir::Node* param : graph_->Parameters()) {
+      const std::string name = param->attrs().StringOr("name", "");
+      const int value = index_.at(param->output());
+      if (name == "token_ids") {
+        std::copy(step.token_ids.begin(), step.token_ids.end(), ctx.I(value));
+      } else if (name == "positions") {
+        if (step.positions.size() != step.token_ids.size()) return absl::InvalidArgumentError("positions ≠ tokens");
+        std::copy(step.positions.begin(), step.positions.end(), ctx.I(value));
+      } else if (name == "hidden") {
+        if (static_cast<int64_t>(step.hidden.size()) != ctx.Elements(value)) {
+          return absl::InvalidArgumentError(absl::StrCat("step: 'hidden' needs ", ctx.Elements(value), " values, got ",
+                                                         step.hidden.size()));
+        }
+        std::copy(step.hidden.begin(), step.hidden.end(), ctx.F(value));
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("graph parameter '", name, "' is unknown to the runtime"));
+      }
+    }
+    if (step.sequence_slots.size() != step.token_ids.size()) {
+      return absl::InvalidArgumentError("a step needs one sequence slot per token");
+    }
+    return absl::OkStatus();
+  }
+
+  void RoundBf16Outputs(const ir::Node& node, StepContext& ctx) {
+    for (int i = 0; i < node.num_outputs(); ++i) {
+      const int value = index_.at(node.output(i));
+      if (slots_[value].dtype != ir::DType::kBF16) continue;
+      float* data = ctx.F(value);
+      for (int64_t e = 0; e < ctx.Elements(value); ++e) data[e] = ir::RoundToBF16(data[e]);
+    }
+  }
+
+  absl::Status CopyOutputs(const StepInput& step, StepContext& ctx, StepOutput* out) {
+    const int logits = index_.at(graph_->outputs()[0]);
+    const std::vector<int64_t> dims = ctx.Dims(logits);
+    out->vocab = dims.back();
+    const float* data = ctx.F(logits);
+    if (ctx.logits_selected || step.logit_rows.empty()) {
+      out->rows = step.logit_rows.empty() ? step.num_tokens() : static_cast<int64_t>(step.logit_rows.size());
+      out->logits.assign(data, data + out->rows * out->vocab);
+    } else {
+      DSRT_RETURN_IF_ERROR(SelectRows(std::vector<float>(data, data + ctx.Elements(logits)), step.num_tokens(),
+                                      out->vocab, step.logit_rows, &out->logits, &out->rows));
+    }
+    out->hidden.clear();
+    if (graph_->outputs().size() > 1) {
+      const int hidden = index_.at(graph_->outputs()[1]);
+      out->hidden.assign(ctx.F(hidden), ctx.F(hidden) + ctx.Elements(hidden));
+    }
+    return absl::OkStatus();
+  }
+
+  Dnnl dnnl_;
+  CompileContext::PackedWeights packed_;
+  const ir::Graph* graph_ = nullptr;
+  std::vector<ValueSlot> slots_;
+  absl::flat_hash_map<const ir::Value*, int> index_;
+  std::vector<std::pair<const ir::Node*, std::unique_ptr<Kernel>>> steps_;
+  int64_t arena_bytes_per_token_ = 0;
+  std::vector<uint8_t> arena_;
+};
+
+class OneDnnBackend : public Backend {
+ public:
+  explicit OneDnnBackend(const BackendOptions& options) : options_(options) {}
+  std::string name() const override { return "onednn"; }
+  bool Supports(absl::string_view op) const override {
+    return op == "Parameter" || op == "Constant" || KernelFactories().contains(op);
+  }
+  absl::StatusOr<std::unique_ptr<Executable>> Compile(const ir::Graph& graph, const ir::WeightStore& weights) override {
+    DSRT_RETURN_IF_ERROR(CheckSupported(*this, graph));
+    if (options_.threads > 0) omp_set_num_threads(options_.threads);
+    auto executable = std::make_unique<OneDnnExecutable>();
+    DSRT_RETURN_IF_ERROR(executable->Init(graph, weights));
+    return std::unique_ptr<Executable>(std::move(executable));
+  }
+
+ private:
+  BackendOptions options_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateOneDnnBackend(const BackendOptions& options) {
+  return std::unique_ptr<Backend>(new OneDnnBackend(options));
+}
+
+}  // namespace dsrt::backends::onednn

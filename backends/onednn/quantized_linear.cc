@@ -1,0 +1,76 @@
+#include "backends/onednn/quantized_linear.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "backends/onednn/cpu.h"
+#include "backends/onednn/kernel.h"
+
+namespace dsrt::backends::onednn {
+namespace {
+
+// Rows dequantized per oneDNN call on the many-token path.
+constexpr int64_t kRowBlock = 256;
+
+}  // namespace
+
+absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::WeightView& values,
+                                                        const ir::WeightView& scales, int64_t group_size) {
+  if (values.dtype != ir::DType::kI8 && values.dtype != ir::DType::kI4) {
+    return absl::InvalidArgumentError("quantized values must be i8 or i4");
+  }
+  if (scales.dtype != ir::DType::kF32 || values.shape.size() != 2 || group_size < 1) {
+    return absl::InvalidArgumentError("quantized weights need 2-D values and f32 scales");
+  }
+  QuantizedLinear q;
+  q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
+  q.values_ = values.data;
+  q.int4_ = values.dtype == ir::DType::kI4;
+  q.scales_ = static_cast<const float*>(scales.data);
+  q.n_ = values.shape[0];
+  q.k_ = values.shape[1];
+  q.group_size_ = group_size;
+  q.vnni_ok_ = q.k_ % group_size == 0 && group_size % 128 == 0;
+  return q;
+}
+
+void QuantizedLinear::Run(const float* x, int64_t m, float* y) {
+  if (vnni_ok_ && m <= kMaxVnniTokens) return RunVnni(x, m, y);
+  RunDequantized(x, m, y);
+}
+
+void QuantizedLinear::RunVnni(const float* x, int64_t m, float* y) {
+  const int64_t groups = k_ / group_size_;
+  x_values_.resize(m * k_);
+  x_scales_.resize(m * groups);
+  x_sums_.resize(m * groups);
+  if (int4_) x_even_odd_.resize(m * k_);
+  QuantizeActivations(x, m, k_, group_size_, x_values_.data(), int4_ ? x_even_odd_.data() : nullptr, x_scales_.data(),
+                      x_sums_.data());
+  QuantizedActivations qx{x_values_.data(), x_even_odd_.data(), x_scales_.data(), x_sums_.data(), m};
+  ParallelFor(n_, k_ * m, [&](int64_t begin, int64_t end) {
+    if (int4_) {
+      QuantizedRowsI4(qx, static_cast<const uint8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
+    } else {
+      QuantizedRowsI8(qx, static_cast<const int8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
+    }
+  });
+}
+
+void QuantizedLinear::RunDequantized(const float* x, int64_t m, float* y) {
+  x_bf16_.resize(m * k_);
+  F32ToBf16(x, x_bf16_.data(), m * k_);
+  w_block_.resize(kRowBlock * k_);
+  y_block_.resize(m * kRowBlock);
+  for (int64_t r0 = 0; r0 < n_; r0 += kRowBlock) {
+    const int64_t rows = std::min(kRowBlock, n_ - r0);
+    ParallelFor(rows, k_, [&](int64_t begin, int64_t end) {
+      DequantizeRowsBf16(values_, int4_, scales_, k_, group_size_, r0 + begin, r0 + end, w_block_.data() + begin * k_);
+    });
+    // y[:, r0:r0+rows] = x · W_blockᵀ, written in place through the destination's row stride.
+    matmuls_->Run({{m, k_}, {k_, 1}, ir::DType::kBF16}, x_bf16_.data(), {{k_, rows}, {1, k_}, ir::DType::kBF16},
+                w_block_.data(), {{m, rows}, {n_, 1}, ir::DType::kF32}, y + r0);
+  }
+}
+
+}  // namespace dsrt::backends::onednn

@@ -1,0 +1,50 @@
+#ifndef DSRT_BACKENDS_ONEDNN_QUANTIZED_LINEAR_H_
+#define DSRT_BACKENDS_ONEDNN_QUANTIZED_LINEAR_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backends/onednn/dnnl_matmul.h"
+#include "ir/weights.h"
+
+namespace dsrt::backends::onednn {
+
+// y[m, n] = x[m, k] · (values · scales per group)ᵀ for a weight-only int8/int4
+// weight used straight from the engine's bytes. A few tokens: activations quantized
+// to int8 per group and VNNI dot products (the weight is read once, which is what a
+// decode step costs). Many tokens: blocks of rows dequantized to bf16 and multiplied
+// by oneDNN, the conversion spread over the tokens.
+class QuantizedLinear {
+ public:
+  static absl::StatusOr<QuantizedLinear> Create(Dnnl& dnnl, const ir::WeightView& values, const ir::WeightView& scales,
+                                                int64_t group_size);
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  void Run(const float* x, int64_t m, float* y);
+
+  // Token counts up to this take the VNNI path.
+  static constexpr int64_t kMaxVnniTokens = 16;
+
+ private:
+  void RunVnni(const float* x, int64_t m, float* y);
+  void RunDequantized(const float* x, int64_t m, float* y);
+
+  std::unique_ptr<StridedMatmuls> matmuls_;
+  const void* values_ = nullptr;
+  bool int4_ = false;
+  const float* scales_ = nullptr;
+  int64_t n_ = 0, k_ = 0, group_size_ = 0;
+  bool vnni_ok_ = false;  // k and group_size fit the VNNI kernels' blocking
+  // Scratch, grown once and kept.
+  std::vector<int8_t> x_values_, x_even_odd_;
+  std::vector<float> x_scales_;
+  std::vector<int32_t> x_sums_;
+  std::vector<uint16_t> x_bf16_, w_block_;
+  std::vector<float> y_block_;
+};
+
+}  // namespace dsrt::backends::onednn
+
+#endif  // DSRT_BACKENDS_ONEDNN_QUANTIZED_LINEAR_H_
