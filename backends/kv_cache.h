@@ -43,7 +43,9 @@ class ContiguousKvCache : public KvCache {
   const CacheLayout& layout() const override { return layout_; }
   void* Row(int slot, int sequence, int64_t position) override;
   absl::Status Check(int sequence, int64_t position) const override;
-  const void* Contiguous(int slot, int sequence, int64_t length) override { return Row(slot, sequence, 0); }
+  const void* Contiguous(int slot, int sequence, int64_t length) override {
+    return length <= max_seq_len_ ? Row(slot, sequence, 0) : nullptr;
+  }
 
  private:
   CacheLayout layout_;

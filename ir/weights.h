@@ -24,6 +24,10 @@ class WeightStore {
  public:
   virtual ~WeightStore() = default;
   virtual absl::StatusOr<WeightView> Get(absl::string_view name) const = 0;
+  // A hint that the reader keeps its own copy of the weight (a backend that
+  // repacked it): a store backed by a file mapping may drop those pages from
+  // memory. The bytes stay readable (read again from the file when touched).
+  virtual void Unneeded(absl::string_view name) const {}
 };
 
 }  // namespace dsrt::ir

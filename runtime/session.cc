@@ -1,18 +1,24 @@
 #include "runtime/session.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "ir/status_macros.h"
 
 namespace dsrt::runtime {
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine_path, const SessionOptions& options) {
   auto session = std::unique_ptr<Session>(new Session());
+  const absl::Time start = absl::Now();
   DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, options.rank));
   if (options.verify_weights) DSRT_RETURN_IF_ERROR(session->engine_->VerifyWeights());
   DSRT_ASSIGN_OR_RETURN(session->graph_, session->engine_->LoadGraph());
   DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend, {.threads = options.threads}));
+  const absl::Time loaded = absl::Now();
   DSRT_ASSIGN_OR_RETURN(session->executable_,
                         session->backend_->Compile(*session->graph_, session->engine_->weights()));
+  session->load_seconds_ = absl::ToDoubleSeconds(loaded - start);
+  session->compile_seconds_ = absl::ToDoubleSeconds(absl::Now() - loaded);
   DSRT_ASSIGN_OR_RETURN(backends::CacheLayout layout, backends::CacheLayoutOf(*session->graph_));
   const int64_t max_seq_len = session->engine_->proto().info().max_seq_len();
   if (max_seq_len <= 0) return absl::DataLossError(absl::StrCat(engine_path, ": engine has no max sequence length"));

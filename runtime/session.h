@@ -35,8 +35,14 @@ class Session {
   int64_t max_seq_len() const { return engine_->proto().info().max_seq_len(); }
   int64_t eos_token_id() const { return engine_->proto().info().eos_token_id(); }
   const backends::CacheLayout& cache_layout() const { return cache_->layout(); }
+  const ir::Graph& graph() const { return *graph_; }
   // The tokenizer the engine carries (read on first use); an error if it has none.
   absl::StatusOr<const text::Tokenizer*> tokenizer();
+
+  // Seconds Open spent mapping the engine and reading its graph (and verifying weights
+  // when asked), and compiling the graph for the backend (weight packing included).
+  double load_seconds() const { return load_seconds_; }
+  double compile_seconds() const { return compile_seconds_; }
 
   // Runs one step; positions must lie inside the engine's max sequence length.
   absl::Status Step(const backends::StepInput& step, backends::StepOutput* out);
@@ -48,6 +54,7 @@ class Session {
   std::unique_ptr<backends::Executable> executable_;
   std::unique_ptr<backends::KvCache> cache_;
   std::unique_ptr<text::Tokenizer> tokenizer_;
+  double load_seconds_ = 0, compile_seconds_ = 0;
 };
 
 struct GenerateOptions {

@@ -122,6 +122,17 @@ absl::Status CheckLayout(const EngineProto& proto, const EngineHeader& header) {
 
 }  // namespace
 
+void MappedWeights::Unneeded(absl::string_view name) const {
+  auto it = views_.find(name);
+  if (it == views_.end()) return;
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const auto begin = reinterpret_cast<uintptr_t>(it->second.data);
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + it->second.bytes) / page * page;
+  // A read-only shared file mapping: dropping pages only frees memory, never data.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 absl::StatusOr<ir::WeightView> MappedWeights::Get(absl::string_view name) const {
   auto it = views_.find(name);
   if (it != views_.end()) return it->second;

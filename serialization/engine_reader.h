@@ -18,6 +18,8 @@ class MappedWeights final : public ir::WeightStore {
  public:
   // An unknown name is NotFound, naming the weight.
   absl::StatusOr<ir::WeightView> Get(absl::string_view name) const override;
+  // Drops the whole pages inside the weight from the process's memory (madvise).
+  void Unneeded(absl::string_view name) const override;
 
  private:
   friend class Engine;

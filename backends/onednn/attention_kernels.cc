@@ -90,20 +90,21 @@ class MlaKernel : public Kernel {
     const float* q_pe = RotatedQueryRope(ctx);
     AppendToCache(ctx);
     for (const TokenRun& run : SplitRuns(ctx.step())) {
-      if (run.count <= kDecodeRun || c_.kv_b.dtype != cache_dtype) {
+      if (c_.kv_b.dtype != cache_dtype) {
         for (int64_t t = run.first_token; t < run.first_token + run.count; ++t) DecodeToken(ctx, q_pe, t);
-      } else {
-        for (int64_t i = 0; i < run.count; i += kPrefillChunk) {
-          PrefillChunk(ctx, q_pe, run.first_token + i, std::min(kPrefillChunk, run.count - i));
-        }
+        continue;
+      }
+      for (int64_t i = 0; i < run.count; i += kChunk) {
+        GemmChunk(ctx, q_pe, run.first_token + i, std::min(kChunk, run.count - i));
       }
     }
     return absl::OkStatus();
   }
 
  private:
-  static constexpr int64_t kDecodeRun = 4;
-  static constexpr int64_t kPrefillChunk = 256;
+  // Queries per GEMM chunk: bounds the scores buffer (heads × chunk × length floats).
+  static constexpr int64_t kChunk = 256;
+  static constexpr int64_t kLengthStep = 64;
 
   int64_t head_rows() const { return c_.nope + c_.v; }
   RowRef WeightUk(int64_t h) const {
@@ -150,12 +151,14 @@ class MlaKernel : public Kernel {
     }
   }
 
-  // Rows 0 .. length-1 of the token's sequence, [rank + rope] each, as one array.
-  RowRef CachedRows(StepContext& ctx, int sequence, int64_t length) {
+  // Rows 0 .. padded-1 of a sequence's cache slot, [rank + rope] each, as one array:
+  // rows from `length` on are never attended to (their probability is 0) and are
+  // zeros when gathered. Padding the length lets one matmul primitive serve 64 of them.
+  RowRef CachedRows(StepContext& ctx, int sequence, int64_t length, int64_t padded) {
     const int slot = static_cast<int>(c_.slot);
-    if (const void* rows = ctx.cache().Contiguous(slot, sequence, length)) return {rows, c_.cache_dtype};
+    if (const void* rows = ctx.cache().Contiguous(slot, sequence, padded)) return {rows, c_.cache_dtype};
     const int64_t row_bytes = ir::DTypeBytes(c_.cache_dtype, c_.rank + c_.rope);
-    gathered_.resize(row_bytes * length);
+    gathered_.assign(row_bytes * padded, 0);
     for (int64_t j = 0; j < length; ++j) {
       std::memcpy(gathered_.data() + j * row_bytes, ctx.cache().Row(slot, sequence, j), row_bytes);
     }
@@ -164,7 +167,7 @@ class MlaKernel : public Kernel {
 
   void DecodeToken(StepContext& ctx, const float* q_pe, int64_t t) {
     const int64_t length = ctx.step().positions[t] + 1, width = c_.rank + c_.rope;
-    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[t], length);
+    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[t], length, length);
     const float* q_nope = ctx.F(c_.q_nope);
     float* out = ctx.F(c_.out);
     ParallelFor(c_.heads, length * width * 3, [&](int64_t begin, int64_t end) {
@@ -190,14 +193,18 @@ class MlaKernel : public Kernel {
     });
   }
 
-  // n tokens at positions p0 .. p0+n-1 of one sequence, as five oneDNN matmuls:
+  // n tokens at positions p0 .. p0+n-1 of one sequence, as four oneDNN matmuls:
   // q_lat = q_nope·W_UK (per head), S = [q_lat | q_pe]·[c_kv | k_pe]ᵀ, causal softmax,
-  // o_lat = P·c_kv, out = o_lat·W_UVᵀ (per head).
-  void PrefillChunk(StepContext& ctx, const float* q_pe, int64_t first, int64_t n) {
+  // o_lat = P·c_kv, out = o_lat·W_UVᵀ (per head). One decoding token is the case n = 1,
+  // where the heads become the rows of S's and o_lat's GEMMs.
+  void GemmChunk(StepContext& ctx, const float* q_pe, int64_t first, int64_t n) {
     const int64_t h = c_.heads, r = c_.rank, p = c_.rope, width = r + p, nope = c_.nope, v = c_.v;
-    const int64_t p0 = ctx.step().positions[first], length = p0 + n;
+    const int64_t p0 = ctx.step().positions[first], visible_end = p0 + n;
+    const int64_t length = (visible_end + kLengthStep - 1) / kLengthStep * kLengthStep;
     const ir::DType dt = c_.cache_dtype;
-    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[first], length);
+    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[first], visible_end, length);
+    // [h, n, ·] batched by head, or for n = 1 one [h, ·] matrix.
+    const int64_t batch = n == 1 ? 1 : h, m = n == 1 ? h : n;
     const int64_t elem = ir::DTypeBytes(dt, 1);
 
     // q_nope [n, h, nope] → [h, n, nope] in the compute dtype.
@@ -217,9 +224,9 @@ class MlaKernel : public Kernel {
       }
     }
     scores_.resize(h * n * length);
-    matmuls_.Run({{h, n, width}, {n * width, width, 1}, dt}, queries_.data(),
+    matmuls_.Run({{batch, m, width}, {m * width, width, 1}, dt}, queries_.data(),
                  {{1, width, length}, {width * length, 1, width}, dt}, rows.data,
-                 {{h, n, length}, {n * length, length, 1}, ir::DType::kF32}, scores_.data());
+                 {{batch, m, length}, {m * length, length, 1}, ir::DType::kF32}, scores_.data());
     probs_.resize(h * n * length * elem);
     ParallelFor(h * n, length * 4, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
@@ -232,9 +239,9 @@ class MlaKernel : public Kernel {
       }
     });
     latents_.resize(h * n * r * elem);
-    matmuls_.Run({{h, n, length}, {n * length, length, 1}, dt}, probs_.data(),
+    matmuls_.Run({{batch, m, length}, {m * length, length, 1}, dt}, probs_.data(),
                  {{1, length, r}, {length * width, width, 1}, dt}, rows.data,
-                 {{h, n, r}, {n * r, r, 1}, dt}, latents_.data());
+                 {{batch, m, r}, {m * r, r, 1}, dt}, latents_.data());
     matmuls_.Run({{h, n, r}, {n * r, r, 1}, dt}, latents_.data(),
                  {{h, r, v}, {head_rows() * r, 1, r}, dt}, WeightUv(0).data,
                  {{h, n, v}, {v, h * v, 1}, ir::DType::kF32}, ctx.F(c_.out) + first * h * v);

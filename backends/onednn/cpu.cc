@@ -73,6 +73,19 @@ void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = ir::BF16ToF32(src[i]);
 }
 
+float SumF32(const float* x, int64_t n) {
+  if (Vector()) return avx512::SumF32(x, n);
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += x[i + j];
+  }
+  for (; i < n; ++i) acc[0] += x[i];
+  float total = 0;
+  for (float a : acc) total += a;
+  return total;
+}
+
 float DotF32(const float* a, const float* b, int64_t n) {
   if (Vector()) return avx512::DotF32(a, b, n);
   float acc = 0;

@@ -22,6 +22,8 @@ bool UsingAvx512();
 // dst[i] = bf16(src[i]), round to nearest even.
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n);
 void Bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+// Σ x[i]: reads x at full memory speed (bandwidth measurements).
+float SumF32(const float* x, int64_t n);
 // Σ a[i] b[i] in f32.
 float DotF32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i].

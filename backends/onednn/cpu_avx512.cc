@@ -44,6 +44,19 @@ void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
   if (i < n) _mm512_mask_storeu_ps(dst + i, Tail16(n - i), LoadBf16Masked(src + i, Tail16(n - i)));
 }
 
+float SumF32(const float* x, int64_t n) {
+  __m512 acc[8];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    for (int j = 0; j < 8; ++j) acc[j] = _mm512_add_ps(acc[j], _mm512_loadu_ps(x + i + 16 * j));
+  }
+  float tail = 0;
+  for (; i < n; ++i) tail += x[i];
+  for (int j = 1; j < 8; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  return _mm512_reduce_add_ps(acc[0]) + tail;
+}
+
 float DotF32(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;

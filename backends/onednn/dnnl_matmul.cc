@@ -1,5 +1,8 @@
 #include "backends/onednn/dnnl_matmul.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -34,8 +37,30 @@ memory::data_type ToDnnl(ir::DType dtype) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<PackedLinear>> PackedLinear::Create(Dnnl& dnnl, const std::vector<Part>& parts,
-                                                                   ir::DType dtype, int64_t k, absl::string_view name) {
+WeightArena::~WeightArena() {
+  for (const Chunk& chunk : chunks_) munmap(chunk.data, chunk.size);
+}
+
+void* WeightArena::Allocate(size_t bytes) {
+  constexpr size_t kAlign = 64, kHugePage = size_t{2} << 20, kChunk = size_t{256} << 20;
+  bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+  if (chunks_.empty() || chunks_.back().size - chunks_.back().used < bytes) {
+    const size_t size = std::max(kChunk, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+    void* data = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED) return nullptr;
+    madvise(data, size, MADV_HUGEPAGE);
+    chunks_.push_back({static_cast<uint8_t*>(data), size, 0});
+  }
+  Chunk& chunk = chunks_.back();
+  void* out = chunk.data + chunk.used;
+  chunk.used += bytes;
+  used_ += bytes;
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<PackedLinear>> PackedLinear::Create(Dnnl& dnnl, WeightArena& arena,
+                                                                   const std::vector<Part>& parts, ir::DType dtype,
+                                                                   int64_t k, absl::string_view name) {
   if (dtype != ir::DType::kF32 && dtype != ir::DType::kBF16) {
     return absl::InvalidArgumentError(absl::StrCat("weight '", name, "': oneDNN linears take f32 or bf16, not ",
                                                    ir::DTypeName(dtype)));
@@ -60,7 +85,9 @@ absl::StatusOr<std::unique_ptr<PackedLinear>> PackedLinear::Create(Dnnl& dnnl, c
       plain_data = stacked.data();
     }
     memory plain(Transposed(n, k, dtype), dnnl.engine, const_cast<void*>(plain_data));
-    linear->weights_ = memory(pd.weights_desc(), dnnl.engine);
+    void* packed = arena.Allocate(pd.weights_desc().get_size());
+    if (packed == nullptr) return absl::ResourceExhaustedError(absl::StrCat("weight '", name, "': out of memory"));
+    linear->weights_ = memory(pd.weights_desc(), dnnl.engine, packed);
     dnnl::reorder(plain, linear->weights_).execute(dnnl.stream, plain, linear->weights_);
     dnnl.stream.wait();
   } catch (const dnnl::error& e) {

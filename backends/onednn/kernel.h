@@ -68,11 +68,14 @@ class Kernel {
 class CompileContext {
  public:
   // Packed weights go into `packed`, which outlives the kernels that point into it.
-  using PackedWeights = absl::flat_hash_map<std::string, std::unique_ptr<PackedLinear>>;
-  CompileContext(Dnnl& dnnl, const std::vector<ValueSlot>& slots,
+  struct PackedWeights {
+    WeightArena arena;
+    absl::flat_hash_map<std::string, std::unique_ptr<PackedLinear>> by_name;
+  };
+  CompileContext(Dnnl& dnnl, const ir::WeightStore& weights, const std::vector<ValueSlot>& slots,
                  const absl::flat_hash_map<const ir::Value*, int>& index, const ir::Value* logits,
                  PackedWeights& packed)
-      : dnnl_(dnnl), slots_(slots), index_(index), logits_(logits), packed_(packed) {}
+      : dnnl_(dnnl), weights_(weights), slots_(slots), index_(index), logits_(logits), packed_(packed) {}
 
   Dnnl& dnnl() { return dnnl_; }
   int Index(const ir::Value* value) const { return index_.at(value); }
@@ -92,6 +95,7 @@ class CompileContext {
 
  private:
   Dnnl& dnnl_;
+  const ir::WeightStore& weights_;
   const std::vector<ValueSlot>& slots_;
   const absl::flat_hash_map<const ir::Value*, int>& index_;
   const ir::Value* logits_;

@@ -3,6 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -48,6 +51,11 @@ absl::StatusOr<std::vector<float>> CompileContext::WeightF32(const ir::Node& nod
   }
 }
 
+// The weight-table name a Constant value reads.
+std::string ConstantName(const ir::Value& value) {
+  return value.producer()->attrs().StringOr("weight", "");
+}
+
 absl::StatusOr<PackedLinear*> CompileContext::Pack(const ir::Node& node, const std::vector<int>& inputs) {
   std::string key;
   std::vector<PackedLinear::Part> parts;
@@ -64,22 +72,24 @@ absl::StatusOr<PackedLinear*> CompileContext::Pack(const ir::Node& node, const s
     parts.push_back({view.data, view.shape[0]});
     absl::StrAppend(&key, key.empty() ? "" : "+", node.input(input)->name());
   }
-  auto it = packed_.find(key);
-  if (it != packed_.end()) return it->second.get();
-  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> linear, PackedLinear::Create(dnnl_, parts, dtype, k, key));
-  return packed_.emplace(key, std::move(linear)).first->second.get();
+  auto it = packed_.by_name.find(key);
+  if (it != packed_.by_name.end()) return it->second.get();
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> linear, PackedLinear::Create(dnnl_, packed_.arena, parts, dtype, k, key));
+  // The packed copy is what runs; the engine's pages of these weights can go.
+  for (int input : inputs) weights_.Unneeded(ConstantName(*node.input(input)));
+  return packed_.by_name.emplace(key, std::move(linear)).first->second.get();
 }
 
 absl::StatusOr<PackedLinear*> CompileContext::PackF32(const ir::Node& node, int input) {
   const std::string key = absl::StrCat(node.input(input)->name(), "@f32");
-  auto it = packed_.find(key);
-  if (it != packed_.end()) return it->second.get();
+  auto it = packed_.by_name.find(key);
+  if (it != packed_.by_name.end()) return it->second.get();
   DSRT_ASSIGN_OR_RETURN(ir::WeightView view, Weight(node, input));
   if (view.shape.size() != 2) return absl::InvalidArgumentError("a linear weight must be 2-D");
   DSRT_ASSIGN_OR_RETURN(std::vector<float> w, WeightF32(node, input));
   DSRT_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> linear,
-                        PackedLinear::Create(dnnl_, {{w.data(), view.shape[0]}}, ir::DType::kF32, view.shape[1], key));
-  return packed_.emplace(key, std::move(linear)).first->second.get();
+                        PackedLinear::Create(dnnl_, packed_.arena, {{w.data(), view.shape[0]}}, ir::DType::kF32, view.shape[1], key));
+  return packed_.by_name.emplace(key, std::move(linear)).first->second.get();
 }
 
 void ParallelFor(int64_t n, int64_t cost_per_item, const std::function<void(int64_t, int64_t)>& body) {
@@ -125,10 +135,16 @@ int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 class OneDnnExecutable : public Executable {
  public:
+  OneDnnExecutable() : profile_(std::getenv("DSRT_PROFILE") != nullptr) {}
+  ~OneDnnExecutable() override {
+    if (profile_) std::fprintf(stderr, "dsrt profile: arena %ld bytes per token\n", arena_bytes_per_token_);
+    if (profile_) PrintProfile();
+  }
+
   absl::Status Init(const ir::Graph& graph, const ir::WeightStore& weights) {
     graph_ = &graph;
     DSRT_RETURN_IF_ERROR(AssignSlots(graph, weights));
-    CompileContext compile(dnnl_, slots_, index_, graph.outputs()[0], packed_);
+    CompileContext compile(dnnl_, weights, slots_, index_, graph.outputs()[0], packed_);
     const auto& factories = KernelFactories();
     for (const auto& node : graph.nodes()) {
       if (node->op() == "Parameter" || node->op() == "Constant") continue;
@@ -154,6 +170,7 @@ class OneDnnExecutable : public Executable {
   absl::Status Run(const StepInput& step, KvCache& cache, StepOutput* out) override {
     const int64_t tokens = step.num_tokens();
     if (tokens == 0) return absl::InvalidArgumentError("a step needs at least one token");
+    const auto step_start = std::chrono::steady_clock::now();
     const size_t needed = static_cast<size_t>(arena_bytes_per_token_ * tokens + kAlign);
     if (arena_.size() < needed) arena_.resize(needed);
     uint8_t* base = reinterpret_cast<uint8_t*>(AlignUp(reinterpret_cast<intptr_t>(arena_.data())));
@@ -161,15 +178,23 @@ class OneDnnExecutable : public Executable {
     DSRT_RETURN_IF_ERROR(BindParameters(step, ctx));
     for (auto& [node, kernel] : steps_) {
       absl::Status status;
+      const auto start = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       try {
         status = kernel->Run(ctx);
       } catch (const dnnl::error& e) {
         status = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
       }
+      if (profile_) Record(*node, tokens, std::chrono::steady_clock::now() - start);
       if (!status.ok()) return absl::Status(status.code(), absl::StrCat(ir::DescribeNode(*node), ": ", status.message()));
       RoundBf16Outputs(*node, ctx);
     }
-    return CopyOutputs(step, ctx, out);
+    absl::Status copied = CopyOutputs(step, ctx, out);
+    if (profile_) {
+      auto& entry = profile_by_op_[tokens == 1 ? "step (1 token)" : "step (prefill)"];
+      entry.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      ++entry.second;
+    }
+    return copied;
   }
 
  private:
@@ -287,6 +312,22 @@ class OneDnnExecutable : public Executable {
     return absl::OkStatus();
   }
 
+  // DSRT_PROFILE=1: seconds per op kind, split into one-token steps and longer ones,
+  // printed to stderr when the executable goes.
+  void Record(const ir::Node& node, int64_t tokens, std::chrono::steady_clock::duration elapsed) {
+    auto& entry = profile_by_op_[absl::StrCat(node.op(), std::getenv("DSRT_PROFILE")[0] == '2' ? node.output(0)->type().ToString() : "", tokens == 1 ? " (1 token)" : " (prefill)")];
+    entry.first += std::chrono::duration<double>(elapsed).count();
+    ++entry.second;
+  }
+  void PrintProfile() const {
+    std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_by_op_.begin(), profile_by_op_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::fprintf(stderr, "dsrt profile (op kind: seconds, calls)\n");
+    for (const auto& [op, entry] : rows) std::fprintf(stderr, "  %-28s %9.4f s %8ld\n", op.c_str(), entry.first, entry.second);
+  }
+
+  bool profile_;
+  absl::flat_hash_map<std::string, std::pair<double, int64_t>> profile_by_op_;
   Dnnl dnnl_;
   CompileContext::PackedWeights packed_;
   const ir::Graph* graph_ = nullptr;

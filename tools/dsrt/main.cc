@@ -28,6 +28,7 @@
 #include "runtime/text_generation.h"
 #include "runtime/tokenize.h"
 #include "tools/dsrt/progress.h"
+#include "runtime/bench.h"
 
 namespace dsrt::cli {
 namespace {
@@ -349,6 +350,38 @@ int TokenizeChat(const TokenizeArgs& a, const std::string& source, const text::T
   return 0;
 }
 
+// ---- bench ----
+struct BenchArgs {
+  runtime::BenchOptions options;
+  bool json = false;
+};
+
+int RunBench(BenchArgs& a) {
+  cli::ProgressBar bar;
+  a.options.progress = [&](const std::string& stage, int64_t done, int64_t total) { bar.Update(stage, done, total); };
+  auto result = runtime::RunBench(a.options);
+  if (!result.ok()) return Fail(result.status());
+  if (a.json) {
+    std::printf("%s\n", result->ToJson().dump().c_str());
+    return 0;
+  }
+  const runtime::BenchResult& r = *result;
+  std::printf("backend %s, %d threads, batch %ld, input %ld, output %ld\n", r.backend.c_str(), r.threads, r.batch,
+              r.input_len, r.output_len);
+  std::printf("  load            %8.1f ms (map engine, read graph)\n", r.load_ms);
+  std::printf("  compile         %8.1f ms (pack weights, once per process)\n", r.compile_ms);
+  std::printf("  prefill         %8.1f tokens/s   TTFT %.1f ms\n", r.prefill_tokens_per_s, r.ttft_ms);
+  std::printf("  decode          %8.2f tokens/s   TPOT %.2f ms\n", r.decode_tokens_per_s, r.tpot_ms);
+  std::printf("  peak RSS        %8.1f MB (weights %.1f MB, KV %ld bytes/token)\n", r.peak_rss_bytes / 1e6,
+              r.weight_bytes / 1e6, r.kv_cache_bytes_per_token);
+  std::printf("  decode reads    %8.1f MB a step\n", r.decode_bytes_per_step / 1e6);
+  if (a.options.roofline) {
+    std::printf("  roofline        %8.2f tokens/s at %.1f GB/s read: %.0f%% of it\n", r.roofline_decode_tokens_per_s,
+                r.read_bandwidth_gb_s, 100 * r.roofline_fraction);
+  }
+  return 0;
+}
+
 int RunTokenize(const TokenizeArgs& a) {
   const std::string source = a.tokenizer_dir.empty() ? a.source : a.tokenizer_dir;
   if (source.empty()) return Fail(absl::InvalidArgumentError("tokenize needs an engine file or --tokenizer DIR"));
@@ -458,6 +491,22 @@ int Main(int argc, char** argv) {
   chat_cmd->add_option("--threads", chat.threads, "compute threads (default: every core)")->check(CLI::NonNegativeNumber);
   chat.max_new_tokens = 256;
 
+  BenchArgs bench;
+  auto* bench_cmd = app.add_subcommand("bench", "measure prefill and decode speed on random prompts");
+  bench_cmd->add_option("engine", bench.options.engine_path, "engine file")->required();
+  bench_cmd->add_option("--batch", bench.options.batch, "sequences decoded together")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--input-len", bench.options.input_len, "prompt tokens per sequence")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--output-len", bench.options.output_len, "generated tokens per sequence")
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--warmup", bench.options.warmup, "untimed rounds first")->check(CLI::NonNegativeNumber);
+  bench_cmd->add_option("--backend", bench.options.backend, "onednn (default) or reference");
+  bench_cmd->add_option("--threads", bench.options.threads, "compute threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+  bench_cmd->add_option("--seed", bench.options.seed, "seed of the random prompts");
+  bench_cmd->add_flag("--roofline", bench.options.roofline,
+                     "measure memory read bandwidth in the same run and report decode against it");
+  bench_cmd->add_flag("--json", bench.json, "print one JSON object");
+
   TokenizeArgs tokenize;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text to token ids with an engine's (or a directory's) tokenizer");
   tokenize_cmd->add_option("source", tokenize.source, "engine file or checkpoint directory");
@@ -484,6 +533,7 @@ int Main(int argc, char** argv) {
   if (*run_cmd) return RunRun(run);
   if (*tokenize_cmd) return RunTokenize(tokenize);
   if (*chat_cmd) return RunChat(chat);
+  if (*bench_cmd) return RunBench(bench);
   return 1;
 }
 
