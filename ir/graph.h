@@ -73,6 +73,11 @@ class Graph {
 
   const std::string& name() const { return name_; }
 
+  // Facts about the whole graph that a pass records for the runtime (plan-memory's
+  // arena size); printed, parsed and serialized with the graph.
+  const AttrMap& attrs() const { return attrs_; }
+  AttrMap& mutable_attrs() { return attrs_; }
+
   // Appends a node whose outputs get the given types; `output_names` may be
   // shorter than `output_types` or hold empty names, which are then generated.
   Node* AddNode(std::string op, std::vector<Value*> inputs, AttrMap attrs, std::vector<TensorType> output_types,
@@ -102,6 +107,7 @@ class Graph {
 
  private:
   std::string name_;
+  AttrMap attrs_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Value*> outputs_;
   absl::flat_hash_map<std::string, Value*> values_by_name_;

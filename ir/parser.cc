@@ -1,6 +1,6 @@
 // A hand-written lexer and recursive-descent parser for the text form.
 //
-//   graph   := 'graph' name '{' node* ('return' value (',' value)*)? '}'
+//   graph   := 'graph' name ('{' attr (',' attr)* '}')? '{' node* ('return' value (',' value)*)? '}'
 //   node    := (value (',' value)* '=')? op '(' (value (',' value)*)? ')'
 //              ('{' (attr (',' attr)*)? '}')? ('@' name)? (':' type (',' type)*)?
 //   attr    := name '=' (number | string | '[' (number (',' number)* | '.')? ']')
@@ -213,6 +213,9 @@ class Parser {
     Take();
     DSRT_ASSIGN_OR_RETURN(std::string name, ParseGraphName());
     graph_ = std::make_unique<Graph>(std::move(name));
+    if (StartsGraphAttrs()) {
+      DSRT_ASSIGN_OR_RETURN(graph_->mutable_attrs(), ParseAttrs());
+    }
     DSRT_RETURN_IF_ERROR(Expect('{', "after the graph's name"));
     while (!Peek().Is('}') && !Peek().IsWord("return")) DSRT_RETURN_IF_ERROR(ParseNode());
     if (Peek().IsWord("return")) DSRT_RETURN_IF_ERROR(ParseReturn());
@@ -242,6 +245,13 @@ class Parser {
     if (!Peek().Is(punct)) return Unexpected(absl::StrCat("expected '", std::string(1, punct), "' ", context));
     Take();
     return absl::OkStatus();
+  }
+
+  // '{' name '=' opens the graph's attributes; a body opens with a node, 'return' or '}'.
+  bool StartsGraphAttrs() const {
+    if (!Peek().Is('{') || pos_ + 2 >= tokens_.size()) return false;
+    const Token& key = tokens_[pos_ + 1];
+    return (key.kind == TokenKind::kWord || key.kind == TokenKind::kString) && tokens_[pos_ + 2].Is('=');
   }
 
   absl::StatusOr<std::string> ParseGraphName() {

@@ -173,6 +173,21 @@ line two"} @"scope with space" : i32[]
   EXPECT_EQ(PrintGraph(*MustParse(printed, unverified)), printed);
 }
 
+TEST(ParserTest, GraphAttributesComeBeforeTheBody) {
+  constexpr char kPlanned[] = R"(graph main {arena_bytes_per_token=128, "odd key"=[1,2]} {
+  %x = Parameter() {name="x"} : f32[tokens,8]
+  return %x
+})";
+  std::unique_ptr<Graph> graph = MustParse(kPlanned);
+  EXPECT_EQ(graph->attrs().IntOr("arena_bytes_per_token", 0), 128);
+  EXPECT_EQ(graph->num_nodes(), 1);
+  const std::string printed = PrintGraph(*graph);
+  EXPECT_EQ(printed.substr(0, printed.find('\n')), R"(graph main {arena_bytes_per_token=128, "odd key"=[1,2]} {)");
+  EXPECT_EQ(PrintGraph(*MustParse(printed)), printed);
+  // Without attributes the header is as before, and an empty body is still a body.
+  EXPECT_EQ(PrintGraph(*MustParse("graph g {\n}", {.verify = false})), "graph g {\n}\n");
+}
+
 TEST(ParserTest, VerifiesByDefault) {
   constexpr char kWrongType[] = R"(graph main {
   %x = Parameter() {name="x"} : f32[tokens,8]

@@ -51,7 +51,9 @@ std::string PrintNode(const Node& node) {
 }
 
 std::string PrintGraph(const Graph& graph) {
-  std::string text = absl::StrCat("graph ", PrintName(graph.name()), " {\n");
+  std::string text = absl::StrCat("graph ", PrintName(graph.name()), " ");
+  if (!graph.attrs().values().empty()) absl::StrAppend(&text, PrintAttrs(graph.attrs()), " ");
+  absl::StrAppend(&text, "{\n");
   for (const auto& node : graph.nodes()) absl::StrAppend(&text, "  ", PrintNode(*node), "\n");
   if (!graph.outputs().empty()) {
     std::vector<std::string> outputs;

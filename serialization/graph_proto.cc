@@ -145,11 +145,20 @@ GraphProto GraphToProto(const ir::Graph& graph) {
   proto.set_name(graph.name());
   for (const auto& node : graph.nodes()) NodeToProto(*node, *proto.add_nodes());
   for (const ir::Value* output : graph.outputs()) proto.add_outputs(output->name());
+  for (const auto& [name, value] : graph.attrs().values()) (*proto.mutable_attrs())[name] = AttrToProto(value);
   return proto;
 }
 
 absl::StatusOr<std::unique_ptr<ir::Graph>> GraphFromProto(const GraphProto& proto) {
   auto graph = std::make_unique<ir::Graph>(proto.name());
+  for (const auto& [name, value] : proto.attrs()) {
+    auto attr = AttrFromProto(value);
+    if (!attr.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("graph '", proto.name(), "', attribute '", name, "': ", attr.status().message()));
+    }
+    graph->mutable_attrs().Set(name, *std::move(attr));
+  }
   for (int i = 0; i < proto.nodes_size(); ++i) {
     absl::Status s = AddNodeFromProto(proto.nodes(i), *graph);
     if (!s.ok()) {

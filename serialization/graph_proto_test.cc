@@ -44,6 +44,20 @@ TEST(GraphProtoTest, RoundTripKeepsEveryNodeValueAndAttribute) {
   EXPECT_TRUE(SameProto(GraphToProto(g), proto));
 }
 
+TEST(GraphProtoTest, GraphAttributesRoundTrip) {
+  auto graph = test_engines::MakeTestGraph(32);
+  graph->mutable_attrs().Set("arena_bytes_per_token", int64_t{4096});
+  graph->mutable_attrs().Set("note", std::string("planned"));
+  auto back = GraphFromProto(GraphToProto(*graph));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)->attrs(), graph->attrs());
+
+  GraphProto proto = GraphToProto(*graph);
+  (*proto.mutable_attrs())["broken"] = AttrProto();
+  EXPECT_THAT(std::string(GraphFromProto(proto).status().message()),
+              AllOf(HasSubstr("graph '"), HasSubstr("attribute 'broken'"), HasSubstr("without a value")));
+}
+
 TEST(GraphProtoTest, EveryAttributeKindRoundTrips) {
   ir::Graph graph("attrs");
   ir::AttrMap attrs = {{"name", std::string("x")},

@@ -1,0 +1,139 @@
+// The row kernels: the AVX-512 versions against the plain ones, and the quantized
+// dot products against dequantize-then-multiply.
+
+#include "backends/onednn/cpu.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ir/dtype.h"
+
+namespace dsrt::backends::onednn {
+namespace {
+
+std::vector<float> Random(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// Runs `fn` once with the vector kernels and once with the plain ones.
+template <typename Fn>
+void BothPaths(Fn fn) {
+  ForcePlainKernels(false);
+  fn(/*vector=*/UsingAvx512());
+  ForcePlainKernels(true);
+  fn(/*vector=*/false);
+  ForcePlainKernels(false);
+}
+
+TEST(CpuKernels, Bf16ConversionRoundsToNearestEvenLikeTheIr) {
+  std::vector<float> x = Random(1000, 1, 100.0f);
+  x.push_back(1.0f + 1.0f / 256);  // a tie: rounds to even
+  x.push_back(-0.0f);
+  BothPaths([&](bool) {
+    std::vector<uint16_t> bf16(x.size());
+    F32ToBf16(x.data(), bf16.data(), static_cast<int64_t>(x.size()));
+    std::vector<float> back(x.size());
+    Bf16ToF32(bf16.data(), back.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(bf16[i], ir::F32ToBF16(x[i])) << "element " << i;
+      ASSERT_EQ(back[i], ir::RoundToBF16(x[i]));
+    }
+  });
+}
+
+TEST(CpuKernels, DotsAndAxpyAgreeWithDoubleLoopsAtOddLengths) {
+  for (int64_t n : {1, 15, 16, 33, 577}) {
+    const std::vector<float> a = Random(n, 2), b = Random(n, 3);
+    std::vector<uint16_t> b16(n);
+    for (int64_t i = 0; i < n; ++i) b16[i] = ir::F32ToBF16(b[i]);
+    double want = 0, want16 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      want += static_cast<double>(a[i]) * b[i];
+      want16 += static_cast<double>(a[i]) * ir::BF16ToF32(b16[i]);
+    }
+    BothPaths([&](bool) {
+      EXPECT_NEAR(DotF32(a.data(), b.data(), n), want, 1e-4 * std::sqrt(n));
+      EXPECT_NEAR(DotBf16(a.data(), b16.data(), n), want16, 1e-4 * std::sqrt(n));
+      std::vector<float> y(n, 1.0f);
+      AxpyBf16(0.5f, b16.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], 1.0f + 0.5f * ir::BF16ToF32(b16[i]));
+    });
+  }
+}
+
+// Per-group quantized activations and weights: the VNNI dot product must equal the
+// integer sum it stands for, scaled.
+TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
+  const int64_t tokens = 5, k = 256, rows = 7, group = 128, groups = k / group;
+  const std::vector<float> x = Random(tokens * k, 4);
+  std::vector<int8_t> qx(tokens * k), even_odd(tokens * k);
+  std::vector<float> x_scales(tokens * groups);
+  std::vector<int32_t> x_sums(tokens * groups);
+  QuantizeActivations(x.data(), tokens, k, group, qx.data(), even_odd.data(), x_scales.data(), x_sums.data());
+  const QuantizedActivations qa{qx.data(), even_odd.data(), x_scales.data(), x_sums.data(), tokens};
+  std::mt19937 rng(5);
+  std::vector<int8_t> w8(rows * k);
+  std::vector<uint8_t> w4(rows * k / 2);
+  for (int8_t& w : w8) w = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  for (uint8_t& w : w4) w = static_cast<uint8_t>(rng());
+  const std::vector<float> w_scales = Random(rows * groups, 6);
+  auto nibble = [&](int64_t i) {
+    const int v = i % 2 == 0 ? (w4[i / 2] & 0x0f) : (w4[i / 2] >> 4);
+    return v >= 8 ? v - 16 : v;
+  };
+  auto expected = [&](bool int4, int64_t m, int64_t r) {
+    double total = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t sum = 0;
+      for (int64_t j = g * group; j < (g + 1) * group; ++j) {
+        sum += (int4 ? nibble(r * k + j) : w8[r * k + j]) * qx[m * k + j];
+      }
+      total += static_cast<double>(w_scales[r * groups + g]) * x_scales[m * groups + g] * sum;
+    }
+    return total;
+  };
+  BothPaths([&](bool vector) {
+    std::vector<float> y8(tokens * rows), y4(tokens * rows);
+    QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, 0, rows, y8.data(), rows);
+    QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, 0, rows, y4.data(), rows);
+    for (int64_t m = 0; m < tokens; ++m) {
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_NEAR(y8[m * rows + r], expected(false, m, r), 1e-3 * (1 + std::abs(expected(false, m, r))))
+            << (vector ? "avx512" : "plain") << " int8 token " << m << " row " << r;
+        ASSERT_NEAR(y4[m * rows + r], expected(true, m, r), 1e-3 * (1 + std::abs(expected(true, m, r))))
+            << (vector ? "avx512" : "plain") << " int4 token " << m << " row " << r;
+      }
+    }
+  });
+}
+
+TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
+  const int64_t k = 256, group = 128;
+  const std::vector<float> x = Random(k, 7, 3.0f);
+  std::vector<int8_t> q(k);
+  std::vector<float> scales(2);
+  std::vector<int32_t> sums(2);
+  QuantizeActivations(x.data(), 1, k, group, q.data(), nullptr, scales.data(), sums.data());
+  for (int64_t j = 0; j < k; ++j) EXPECT_LE(std::abs(q[j] * scales[j / group] - x[j]), scales[j / group] * 0.5f + 1e-6);
+}
+
+TEST(CpuKernels, DequantizedRowsMatchValuesTimesScales) {
+  const int64_t k = 6, group = 4;
+  const int8_t w8[] = {1, -2, 3, -4, 5, -6};
+  const float scales[] = {0.5f, 2.0f};
+  std::vector<float> out(k);
+  DequantizeRowsF32(w8, false, scales, k, group, 0, 1, out.data());
+  EXPECT_EQ(out, (std::vector<float>{0.5f, -1.0f, 1.5f, -2.0f, 10.0f, -12.0f}));
+  const uint8_t w4[] = {0x21, 0x43, 0xf8};  // 1, 2, 3, 4, -8, -1
+  DequantizeRowsF32(w4, true, scales, k, group, 0, 1, out.data());
+  EXPECT_EQ(out, (std::vector<float>{0.5f, 1.0f, 1.5f, 2.0f, -16.0f, -2.0f}));
+}
+
+}  // namespace
+}  // namespace dsrt::backends::onednn
