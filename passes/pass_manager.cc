@@ -11,7 +11,9 @@
 #include "ir/printer.h"
 #include "ir/status_macros.h"
 #include "ir/verifier.h"
+#include "passes/cse.h"
 #include "passes/dce.h"
+#include "passes/fold_constants.h"
 #include "passes/mla_absorb.h"
 #include "passes/moe_fuse.h"
 #include "passes/quantize_weights.h"
@@ -83,16 +85,22 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
     DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(scheme, options.quant_group_size));
     return std::unique_ptr<Pass>(new QuantizeWeights(scheme, options.quant_group_size));
   }
+  if (name == "fold-constants") return std::unique_ptr<Pass>(new FoldConstants());
+  if (name == "cse") return std::unique_ptr<Pass>(new Cse());
   if (name == "dce") return std::unique_ptr<Pass>(new Dce());
   return absl::InvalidArgumentError(
       absl::StrCat("unknown pass '", name, "' (known: ", absl::StrJoin(KnownPassNames(), ", "), ")"));
 }
 
-std::vector<std::string> KnownPassNames() { return {"mla-absorb", "moe-fuse", "quantize-weights", "dce"}; }
+std::vector<std::string> KnownPassNames() {
+  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse", "dce"};
+}
 
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options) {
-  if (QuantizesWeights(options)) return {"mla-absorb", "moe-fuse", "quantize-weights", "dce"};
-  return {"mla-absorb", "moe-fuse", "dce"};
+  std::vector<std::string> pipeline = {"mla-absorb", "moe-fuse"};
+  if (QuantizesWeights(options)) pipeline.push_back("quantize-weights");
+  for (const char* name : {"fold-constants", "cse", "dce"}) pipeline.push_back(name);
+  return pipeline;
 }
 
 }  // namespace dsrt::passes

@@ -19,7 +19,10 @@ TEST(DefaultPipeline, KeepsTheLogitsOfWholeModels) {
     auto records = manager.Run(*optimized);
     ASSERT_TRUE(records.ok()) << records.status();
     for (const PassRecord& r : *records) {
-      if (r.name != "dce") EXPECT_TRUE(r.changed) << preset << " " << r.name;  // the passes clean up after themselves
+      // The passes clean up after themselves (dce finds nothing), and the builder writes
+      // nothing fold-constants or cse could simplify.
+      const bool finds_nothing = r.name == "dce" || r.name == "fold-constants" || r.name == "cse";
+      EXPECT_EQ(r.changed, !finds_nothing) << preset << " " << r.name;
     }
     auto ops = fixtures::OpCounts(*optimized);
     for (const char* gone : {"Attention", "ExpertWeight", "Expand", "Concat"}) EXPECT_EQ(ops[gone], 0) << gone;
