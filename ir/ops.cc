@@ -74,6 +74,21 @@ absl::StatusOr<TensorType> Broadcast(absl::string_view op, const TensorType& a, 
   return out;
 }
 
+// The optional rotary embedding an attention op applies itself: attrs 'rope_inv_freq'
+// (one frequency per pair of the `rope` dim) and 'rope_scale'.
+absl::Status CheckFusedRope(absl::string_view op, const AttrMap& attrs, int64_t rope) {
+  if (!attrs.Has("rope_inv_freq")) {
+    if (attrs.Has("rope_scale")) return Invalid(op, "rope_scale without rope_inv_freq");
+    return absl::OkStatus();
+  }
+  DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, attrs.GetDoubles("rope_inv_freq"));
+  if (2 * static_cast<int64_t>(inv_freq.size()) != rope) {
+    return Invalid(op, absl::StrCat("rope_inv_freq has ", inv_freq.size(), " frequencies for a rope dim of ", rope));
+  }
+  if (attrs.Has("rope_scale")) DSRT_RETURN_IF_ERROR(attrs.GetDouble("rope_scale").status());
+  return absl::OkStatus();
+}
+
 void RegisterSourceOps(OpRegistry& r) {
   r.Register({.name = "Parameter",
               .summary = "A step input (token_ids, positions), named by attr 'name'.",
@@ -101,6 +116,18 @@ void RegisterElementwiseOps(OpRegistry& r) {
               .min_inputs = 1,
               .max_inputs = 1,
               .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> { return Types{in[0]}; }});
+  r.Register({.name = "SwiGLU",
+              .summary = "silu(gate) * up over two tensors of one float type: exactly Mul(Silu(gate), up), "
+                         "silu(g) = g / (1 + exp(-g)) rounded to the dtype before the product.",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                if (!(in[0] == in[1]) || !IsFloat(in[0].dtype)) {
+                  return Invalid("SwiGLU", absl::StrCat("gate ", in[0].ToString(), " and up ", in[1].ToString(),
+                                                        " must be one float type"));
+                }
+                return Types{in[0]};
+              }});
   r.Register({.name = "Cast",
               .summary = "Converts to attr 'dtype' (round to nearest even).",
               .min_inputs = 1,
@@ -264,6 +291,27 @@ void RegisterLayerOps(OpRegistry& r) {
                 }
                 return Types{in[0]};
               }});
+  r.Register({.name = "AddRMSNorm",
+              .summary = "The residual add and the RMSNorm after it: sum = x + residual (one type, rounded to "
+                         "it), normed = RMSNorm(sum, weight) with attr 'eps'. Outputs (sum, normed), exactly "
+                         "Add(x, residual) then RMSNorm of that sum.",
+              .min_inputs = 3,
+              .max_inputs = 3,
+              .num_outputs = 2,
+              .required_attrs = {"eps"},
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                const TensorType &x = in[0], &residual = in[1], &weight = in[2];
+                if (!(x == residual) || !IsFloat(x.dtype)) {
+                  return Invalid("AddRMSNorm", absl::StrCat("x ", x.ToString(), " and residual ",
+                                                            residual.ToString(), " must be one float type"));
+                }
+                DSRT_RETURN_IF_ERROR(ExpectRank("AddRMSNorm", weight, 1, "weight"));
+                if (x.rank() < 1 || !(x.dims.back() == weight.dims[0])) {
+                  return Invalid("AddRMSNorm", absl::StrCat("x ", x.ToString(), " does not match weight ",
+                                                            weight.ToString()));
+                }
+                return Types{x, x};
+              }});
   r.Register({.name = "Linear",
               .summary = "x[..., in] @ weight[out, in]^T (the Hugging Face layout), accumulated in f32; "
                          "the result is in attr 'dtype' (default: x's dtype).",
@@ -324,7 +372,10 @@ void RegisterLayerOps(OpRegistry& r) {
                          "q_lat = W_UK[h]^T q_nope[h], score_j = (q_lat.c_kv_j + q_pe[h].k_pe_j) * scale over the "
                          "cached positions 0..position, softmax, out[h] = W_UV[h] sum_j p_j c_kv_j. Inputs: "
                          "q_nope[T,H,nope], q_pe[T,H,rope] and k_pe[T,rope] or [T,1,rope] (both rotated), "
-                         "c_kv[T,rank] (normed), kv_b_weight[H*(nope+v),rank], positions[T]; output f32[T,H,v].",
+                         "c_kv[T,rank] (normed), kv_b_weight[H*(nope+v),rank], positions[T]; output f32[T,H,v]. "
+                         "With attr 'rope_inv_freq' (doubles, rope/2 of them) q_pe and k_pe come un-rotated and "
+                         "the op first rotates both exactly as Rope(x, positions) {inv_freq=rope_inv_freq, "
+                         "scale=rope_scale (default 1)} would, rounding to their dtype.",
               .min_inputs = 6,
               .max_inputs = 6,
               .required_attrs = {"cache_slot", "scale", "heads", "qk_nope_head_dim", "v_head_dim"},
@@ -362,6 +413,7 @@ void RegisterLayerOps(OpRegistry& r) {
                   return Invalid(op, absl::StrCat("q_pe ", q_pe.ToString(), " and k_pe ", k_pe.ToString(),
                                                   " disagree on the rope dim"));
                 }
+                DSRT_RETURN_IF_ERROR(CheckFusedRope(op, attrs, q_pe.dims[2].size));
                 int64_t rows = 0;
                 if (__builtin_mul_overflow(heads, nope + v_dim, &rows)) return Invalid(op, "overflow");
                 if (c_kv.dims[1].is_symbolic() || !(w.dims[1] == c_kv.dims[1]) || !(w.dims[0] == Dim::Static(rows))) {

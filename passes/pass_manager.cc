@@ -14,6 +14,7 @@
 #include "passes/cse.h"
 #include "passes/dce.h"
 #include "passes/fold_constants.h"
+#include "passes/fuse_elementwise.h"
 #include "passes/mla_absorb.h"
 #include "passes/moe_fuse.h"
 #include "passes/quantize_weights.h"
@@ -87,19 +88,20 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
   }
   if (name == "fold-constants") return std::unique_ptr<Pass>(new FoldConstants());
   if (name == "cse") return std::unique_ptr<Pass>(new Cse());
+  if (name == "fuse-elementwise") return std::unique_ptr<Pass>(new FuseElementwise());
   if (name == "dce") return std::unique_ptr<Pass>(new Dce());
   return absl::InvalidArgumentError(
       absl::StrCat("unknown pass '", name, "' (known: ", absl::StrJoin(KnownPassNames(), ", "), ")"));
 }
 
 std::vector<std::string> KnownPassNames() {
-  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse", "dce"};
+  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse", "fuse-elementwise", "dce"};
 }
 
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options) {
   std::vector<std::string> pipeline = {"mla-absorb", "moe-fuse"};
   if (QuantizesWeights(options)) pipeline.push_back("quantize-weights");
-  for (const char* name : {"fold-constants", "cse", "dce"}) pipeline.push_back(name);
+  for (const char* name : {"fold-constants", "cse", "fuse-elementwise", "dce"}) pipeline.push_back(name);
   return pipeline;
 }
 

@@ -56,8 +56,8 @@ struct PipelineOptions {
 absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const PipelineOptions& options = {});
 std::vector<std::string> KnownPassNames();
 // The default optimization pipeline, in order: mla-absorb, moe-fuse, then
-// quantize-weights when `options.weights` is int8 or int4, then fold-constants, cse
-// and dce.
+// quantize-weights when `options.weights` is int8 or int4, then fold-constants, cse,
+// fuse-elementwise and dce.
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options = {});
 
 }  // namespace dsrt::passes

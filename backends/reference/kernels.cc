@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "ir/dtype.h"
@@ -37,19 +38,35 @@ absl::Status Embedding(const ir::Node& node, const Inputs& in, const Outputs& ou
   return absl::OkStatus();
 }
 
-absl::Status RmsNorm(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
-  const Tensor& x = *in[0];
-  const Tensor& w = *in[1];
-  DSRT_ASSIGN_OR_RETURN(double eps, node.attrs().GetDouble("eps"));
+// x / sqrt(mean(x^2) + eps) * w over the last dim, into `out` (allocated like x).
+void NormalizeRows(const Tensor& x, const Tensor& w, double eps, Tensor& out) {
   const int64_t n = x.dims.back();
-  out[0]->Allocate(node.output()->type().dtype, x.dims);
   for (int64_t r = 0; r < Rows(x); ++r) {
     const float* xr = x.f.data() + r * n;
     double sum_sq = 0;
     for (int64_t j = 0; j < n; ++j) sum_sq += static_cast<double>(xr[j]) * xr[j];
     const double inv_rms = 1.0 / std::sqrt(sum_sq / n + eps);
-    for (int64_t j = 0; j < n; ++j) out[0]->f[r * n + j] = static_cast<float>(xr[j] * inv_rms * w.f[j]);
+    for (int64_t j = 0; j < n; ++j) out.f[r * n + j] = static_cast<float>(xr[j] * inv_rms * w.f[j]);
   }
+}
+
+absl::Status RmsNorm(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(double eps, node.attrs().GetDouble("eps"));
+  out[0]->Allocate(node.output()->type().dtype, in[0]->dims);
+  NormalizeRows(*in[0], *in[1], eps, *out[0]);
+  return absl::OkStatus();
+}
+
+// Add then RMSNorm: the norm reads the sum rounded to its dtype, as it would read the Add's output.
+absl::Status AddRmsNorm(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(double eps, node.attrs().GetDouble("eps"));
+  const Tensor &x = *in[0], &residual = *in[1];
+  Tensor& sum = *out[0];
+  sum.Allocate(node.output(0)->type().dtype, x.dims);
+  for (int64_t e = 0; e < sum.size(); ++e) sum.f[e] = x.f[e] + residual.f[e];
+  sum.RoundToDType();
+  out[1]->Allocate(node.output(1)->type().dtype, x.dims);
+  NormalizeRows(sum, *in[2], eps, *out[1]);
   return absl::OkStatus();
 }
 
@@ -145,11 +162,25 @@ absl::Status Binary(const ir::Node& node, const Inputs& in, const Outputs& out, 
   return absl::OkStatus();
 }
 
+float SiluOf(float value) {
+  const double x = value;
+  return static_cast<float>(x / (1.0 + std::exp(-x)));
+}
+
 absl::Status Silu(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
   out[0]->Allocate(node.output()->type().dtype, in[0]->dims);
-  for (int64_t e = 0; e < in[0]->size(); ++e) {
-    const double x = in[0]->f[e];
-    out[0]->f[e] = static_cast<float>(x / (1.0 + std::exp(-x)));
+  for (int64_t e = 0; e < in[0]->size(); ++e) out[0]->f[e] = SiluOf(in[0]->f[e]);
+  return absl::OkStatus();
+}
+
+// Silu(gate) * up, rounding the silu to the dtype first as the Silu node's output would be.
+absl::Status SwiGlu(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  const Tensor &gate = *in[0], &up = *in[1];
+  const bool bf16 = node.output()->type().dtype == ir::DType::kBF16;
+  out[0]->Allocate(node.output()->type().dtype, gate.dims);
+  for (int64_t e = 0; e < gate.size(); ++e) {
+    const float silu = bf16 ? ir::RoundToBF16(SiluOf(gate.f[e])) : SiluOf(gate.f[e]);
+    out[0]->f[e] = silu * up.f[e];
   }
   return absl::OkStatus();
 }
@@ -235,16 +266,13 @@ absl::Status Concat(const ir::Node& node, const Inputs& in, const Outputs& out, 
   return absl::OkStatus();
 }
 
-// Interleaved rotary embedding: (x[2i], x[2i+1]) rotates by position * inv_freq[i].
-absl::Status Rope(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
-  const Tensor& x = *in[0];
-  const Tensor& positions = *in[1];
-  DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, node.attrs().GetDoubles("inv_freq"));
-  const double scale = node.attrs().DoubleOr("scale", 1.0);
+// Interleaved rotary embedding of x[T, ..., D] into `out` (allocated like x): (x[2i], x[2i+1])
+// rotates by position * inv_freq[i]; cos and sin are multiplied by `scale`.
+void RotateInterleaved(const Tensor& x, const Tensor& positions, const std::vector<double>& inv_freq, double scale,
+                       Tensor& out) {
   const int64_t dim = x.dims.back();
   const int64_t tokens = x.dims[0];
-  const int64_t rows_per_token = x.size() / (tokens * dim);
-  out[0]->Allocate(node.output()->type().dtype, x.dims);
+  const int64_t rows_per_token = tokens == 0 ? 0 : x.size() / (tokens * dim);
   for (int64_t t = 0; t < tokens; ++t) {
     // Frequencies and angles in float32, as Hugging Face and DeepSeek's reference compute them.
     const float position = static_cast<float>(positions.i[t]);
@@ -254,11 +282,17 @@ absl::Status Rope(const ir::Node& node, const Inputs& in, const Outputs& out, Ke
         const float angle = position * static_cast<float>(inv_freq[i]);
         const double c = std::cos(angle) * scale, s = std::sin(angle) * scale;
         const double x0 = x.f[base + 2 * i], x1 = x.f[base + 2 * i + 1];
-        out[0]->f[base + 2 * i] = static_cast<float>(x0 * c - x1 * s);
-        out[0]->f[base + 2 * i + 1] = static_cast<float>(x0 * s + x1 * c);
+        out.f[base + 2 * i] = static_cast<float>(x0 * c - x1 * s);
+        out.f[base + 2 * i + 1] = static_cast<float>(x0 * s + x1 * c);
       }
     }
   }
+}
+
+absl::Status Rope(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
+  DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, node.attrs().GetDoubles("inv_freq"));
+  out[0]->Allocate(node.output()->type().dtype, in[0]->dims);
+  RotateInterleaved(*in[0], *in[1], inv_freq, node.attrs().DoubleOr("scale", 1.0), *out[0]);
   return absl::OkStatus();
 }
 
@@ -330,8 +364,27 @@ absl::Status Attention(const ir::Node& node, const Inputs& in, const Outputs& ou
 
 // Absorbed MLA. Cache row of a token: [c_kv (rank) | k_pe (rope)], shared by every head.
 // W_UK[h] and W_UV[h] are read from kv_b_weight in place: rows h*(nope+v) .. +nope, then the next v.
+// With attr 'rope_inv_freq', MLAAttention's q_pe and k_pe come un-rotated: rotated here into
+// `q_rot` and `k_rot` exactly as a Rope node would (rounded to their dtype), and pointed at.
+absl::Status ApplyFusedRope(const ir::Node& node, const Tensor& positions, const Tensor** q_pe, const Tensor** k_pe,
+                            Tensor& q_rot, Tensor& k_rot) {
+  if (!node.attrs().Has("rope_inv_freq")) return absl::OkStatus();
+  DSRT_ASSIGN_OR_RETURN(std::vector<double> inv_freq, node.attrs().GetDoubles("rope_inv_freq"));
+  const double scale = node.attrs().DoubleOr("rope_scale", 1.0);
+  for (auto [x, rotated, input] : {std::tuple{q_pe, &q_rot, 1}, std::tuple{k_pe, &k_rot, 3}}) {
+    rotated->Allocate(node.input(input)->type().dtype, (*x)->dims);
+    RotateInterleaved(**x, positions, inv_freq, scale, *rotated);
+    rotated->RoundToDType();
+    *x = rotated;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MlaAttention(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
-  const Tensor &q_nope = *in[0], &q_pe = *in[1], &c_kv = *in[2], &k_pe = *in[3], &w = *in[4], &positions = *in[5];
+  const Tensor *q_pe_in = in[1], *k_pe_in = in[3];
+  Tensor q_rot, k_rot;
+  DSRT_RETURN_IF_ERROR(ApplyFusedRope(node, *in[5], &q_pe_in, &k_pe_in, q_rot, k_rot));
+  const Tensor &q_nope = *in[0], &q_pe = *q_pe_in, &c_kv = *in[2], &k_pe = *k_pe_in, &w = *in[4], &positions = *in[5];
   DSRT_ASSIGN_OR_RETURN(int64_t slot, node.attrs().GetInt("cache_slot"));
   DSRT_ASSIGN_OR_RETURN(double scale, node.attrs().GetDouble("scale"));
   DSRT_ASSIGN_OR_RETURN(int64_t heads, node.attrs().GetInt("heads"));
@@ -603,6 +656,8 @@ const absl::flat_hash_map<std::string, Kernel>& Kernels() {
          return Binary(n, in, out, [](float a, float b) { return a * b; });
        }},
       {"Silu", Silu},
+      {"SwiGLU", SwiGlu},
+      {"AddRMSNorm", AddRmsNorm},
       {"Cast", Cast},
       {"Reshape", Reshape},
       {"Expand", Expand},

@@ -25,7 +25,9 @@ TEST(DefaultPipeline, KeepsTheLogitsOfWholeModels) {
       EXPECT_EQ(r.changed, !finds_nothing) << preset << " " << r.name;
     }
     auto ops = fixtures::OpCounts(*optimized);
-    for (const char* gone : {"Attention", "ExpertWeight", "Expand", "Concat"}) EXPECT_EQ(ops[gone], 0) << gone;
+    for (const char* gone : {"Attention", "ExpertWeight", "Expand", "Concat", "Rope", "Silu"}) {
+      EXPECT_EQ(ops[gone], 0) << gone;
+    }
     EXPECT_EQ(ops["MLAAttention"], c.num_hidden_layers);
     fixtures::RandomWeights weights(*naive, /*seed=*/5);
     const auto prompt = fixtures::RandomIds(c.vocab_size, 7, 5);

@@ -84,9 +84,10 @@ TEST(QuantizeWeights, RejectsBadOptionsNamingTheValue) {
   EXPECT_THAT(CheckQuantizeOptions("int4", 33).message(), HasSubstr("group size 33 must be at least 2 and even"));
   EXPECT_FALSE(CreatePass("quantize-weights", {.weights = "int4", .quant_group_size = 0}).ok());
   EXPECT_EQ(DefaultPipeline({.weights = "int8"}),
-            (std::vector<std::string>{"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse", "dce"}));
+            (std::vector<std::string>{"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse",
+                                      "fuse-elementwise", "dce"}));
   EXPECT_EQ(DefaultPipeline({.weights = "bf16"}),
-            (std::vector<std::string>{"mla-absorb", "moe-fuse", "fold-constants", "cse", "dce"}));
+            (std::vector<std::string>{"mla-absorb", "moe-fuse", "fold-constants", "cse", "fuse-elementwise", "dce"}));
 }
 
 // mla-absorb, moe-fuse, then quantize-weights and dce, as the default pipeline starts.
