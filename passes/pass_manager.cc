@@ -17,6 +17,7 @@
 #include "passes/fuse_elementwise.h"
 #include "passes/mla_absorb.h"
 #include "passes/moe_fuse.h"
+#include "passes/plan_memory.h"
 #include "passes/quantize_weights.h"
 
 namespace dsrt::passes {
@@ -90,18 +91,23 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
   if (name == "cse") return std::unique_ptr<Pass>(new Cse());
   if (name == "fuse-elementwise") return std::unique_ptr<Pass>(new FuseElementwise());
   if (name == "dce") return std::unique_ptr<Pass>(new Dce());
+  if (name == "plan-memory") return std::unique_ptr<Pass>(new PlanMemory());
   return absl::InvalidArgumentError(
       absl::StrCat("unknown pass '", name, "' (known: ", absl::StrJoin(KnownPassNames(), ", "), ")"));
 }
 
 std::vector<std::string> KnownPassNames() {
-  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse", "fuse-elementwise", "dce"};
+  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants",
+          "cse", "fuse-elementwise", "dce", "plan-memory"};
 }
 
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options) {
   std::vector<std::string> pipeline = {"mla-absorb", "moe-fuse"};
   if (QuantizesWeights(options)) pipeline.push_back("quantize-weights");
-  for (const char* name : {"fold-constants", "cse", "fuse-elementwise", "dce"}) pipeline.push_back(name);
+  // plan-memory last: any later rewrite would invalidate its plan.
+  for (const char* name : {"fold-constants", "cse", "fuse-elementwise", "dce", "plan-memory"}) {
+    pipeline.push_back(name);
+  }
   return pipeline;
 }
 

@@ -57,7 +57,7 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
 std::vector<std::string> KnownPassNames();
 // The default optimization pipeline, in order: mla-absorb, moe-fuse, then
 // quantize-weights when `options.weights` is int8 or int4, then fold-constants, cse,
-// fuse-elementwise and dce.
+// fuse-elementwise, dce and plan-memory.
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options = {});
 
 }  // namespace dsrt::passes

@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "ir/dot.h"
 #include "ir/status_macros.h"
+#include "passes/plan_memory.h"
 #include "serialization/engine_reader.h"
 #include "serialization/graph_proto.h"
 
@@ -54,6 +55,11 @@ absl::StatusOr<EngineSummary> SummarizeEngine(const std::string& engine_path) {
   s.parameters = proto.info().parameters();
   s.kv_cache_bytes_per_token = proto.info().kv_cache_bytes_per_token();
   s.activation_arena_bytes = proto.info().activation_arena_bytes();
+  // An engine built with plan-memory reports its planned arena for the largest batch.
+  if (proto.ranks_size() > 0 && proto.ranks(0).graph().attrs().contains("arena_bytes_per_token")) {
+    DSRT_ASSIGN_OR_RETURN(auto graph, serialization::GraphFromProto(proto.ranks(0).graph()));
+    DSRT_ASSIGN_OR_RETURN(s.activation_arena_bytes, passes::ArenaBytes(*graph, proto.info().max_batch()));
+  }
   s.max_seq_len = proto.info().max_seq_len();
   s.ranks = proto.world_size();
   s.dtype = proto.options().dtype();

@@ -85,9 +85,10 @@ TEST(QuantizeWeights, RejectsBadOptionsNamingTheValue) {
   EXPECT_FALSE(CreatePass("quantize-weights", {.weights = "int4", .quant_group_size = 0}).ok());
   EXPECT_EQ(DefaultPipeline({.weights = "int8"}),
             (std::vector<std::string>{"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants", "cse",
-                                      "fuse-elementwise", "dce"}));
+                                      "fuse-elementwise", "dce", "plan-memory"}));
   EXPECT_EQ(DefaultPipeline({.weights = "bf16"}),
-            (std::vector<std::string>{"mla-absorb", "moe-fuse", "fold-constants", "cse", "fuse-elementwise", "dce"}));
+            (std::vector<std::string>{"mla-absorb", "moe-fuse", "fold-constants", "cse", "fuse-elementwise", "dce",
+                                      "plan-memory"}));
 }
 
 // mla-absorb, moe-fuse, then quantize-weights and dce, as the default pipeline starts.
