@@ -84,6 +84,18 @@ class MlaKernel : public Kernel {
   };
   MlaKernel(Config c, Dnnl& dnnl) : c_(std::move(c)), matmuls_(dnnl) {}
 
+  // W_UK [h, nope, rank] and W_UV viewed as [h, rank, v], each head's slice of kv_b_proj,
+  // packed once for oneDNN: the two per-head GEMMs then read blocked weights.
+  absl::Status PackHeads(Dnnl& dnnl, WeightArena& arena) {
+    if (c_.kv_b.dtype != c_.cache_dtype) return absl::OkStatus();  // the per-token path reads kv_b as it is
+    const int64_t h = c_.heads, r = c_.rank, rows = head_rows() * r;
+    DSRT_ASSIGN_OR_RETURN(w_uk_, PackStrided(dnnl, arena, {{h, c_.nope, r}, {rows, r, 1}, c_.kv_b.dtype}, c_.kv_b.data,
+                                             1, c_.cache_dtype));
+    DSRT_ASSIGN_OR_RETURN(w_uv_, PackStrided(dnnl, arena, {{h, r, c_.v}, {rows, 1, r}, c_.kv_b.dtype},
+                                             WeightUv(0).data, 1, ir::DType::kF32));
+    return absl::OkStatus();
+  }
+
   absl::Status Run(StepContext& ctx) override {
     const ir::DType cache_dtype = ctx.cache().layout().dtype;
     if (cache_dtype != c_.cache_dtype) return absl::InternalError("cache dtype differs from the graph's");
@@ -215,9 +227,8 @@ class MlaKernel : public Kernel {
       }
     }
     queries_.resize(h * n * width * elem);
-    matmuls_.Run({{h, n, nope}, {n * nope, nope, 1}, dt}, q_nope_.data(),
-                 {{h, nope, r}, {head_rows() * r, r, 1}, dt}, c_.kv_b.data,
-                 {{h, n, r}, {n * width, width, 1}, dt}, queries_.data());
+    matmuls_.Run({{h, n, nope}, {n * nope, nope, 1}, dt}, q_nope_.data(), w_uk_, {{h, n, r}, {n * width, width, 1}, dt},
+                 queries_.data());
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t hh = 0; hh < h; ++hh) {
         StoreRow(q_pe + ((first + i) * h + hh) * p, p, dt, queries_.data() + ((hh * n + i) * width + r) * elem);
@@ -242,13 +253,13 @@ class MlaKernel : public Kernel {
     matmuls_.Run({{batch, m, length}, {m * length, length, 1}, dt}, probs_.data(),
                  {{1, length, r}, {length * width, width, 1}, dt}, rows.data,
                  {{batch, m, r}, {m * r, r, 1}, dt}, latents_.data());
-    matmuls_.Run({{h, n, r}, {n * r, r, 1}, dt}, latents_.data(),
-                 {{h, r, v}, {head_rows() * r, 1, r}, dt}, WeightUv(0).data,
-                 {{h, n, v}, {v, h * v, 1}, ir::DType::kF32}, ctx.F(c_.out) + first * h * v);
+    matmuls_.Run({{h, n, r}, {n * r, r, 1}, dt}, latents_.data(), w_uv_, {{h, n, v}, {v, h * v, 1}, ir::DType::kF32},
+                 ctx.F(c_.out) + first * h * v);
   }
 
   Config c_;
   StridedMatmuls matmuls_;
+  dnnl::memory w_uk_, w_uv_;
   std::vector<float> q_pe_rotated_, k_pe_rotated_, scores_;
   std::vector<uint8_t> gathered_, q_nope_, queries_, probs_, latents_;
 };
@@ -289,7 +300,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeMla(const ir::Node& node, CompileCon
   k.k_pe = c.Index(node.input(3));
   k.positions = c.Index(node.input(5));
   k.out = c.Index(node.output());
-  return std::make_unique<MlaKernel>(std::move(k), c.dnnl());
+  auto kernel = std::make_unique<MlaKernel>(std::move(k), c.dnnl());
+  DSRT_RETURN_IF_ERROR(kernel->PackHeads(c.dnnl(), c.arena()));
+  return kernel;
 }
 
 // Per-head K and V in the cache: [k (heads × dk) | v (heads × dv)] a token. The graph

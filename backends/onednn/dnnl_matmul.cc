@@ -124,25 +124,72 @@ memory::desc MatrixView::desc() const {
                       memory::dims(strides.begin(), strides.end()));
 }
 
+absl::StatusOr<memory> PackStrided(Dnnl& dnnl, WeightArena& arena, const MatrixView& view, const void* data,
+                                   int64_t src_rows, ir::DType dst_dtype) {
+  try {
+    const memory::dims dims(view.dims.begin(), view.dims.end());
+    memory::dims src_dims = dims, dst_dims = dims;
+    src_dims[src_dims.size() - 1] = view.dims[view.dims.size() - 2];
+    src_dims[src_dims.size() - 2] = src_rows;
+    dst_dims[dst_dims.size() - 2] = src_rows;
+    const memory::desc any(dims, ToDnnl(view.dtype), memory::format_tag::any);
+    const auto plain_tag = dims.size() == 3 ? memory::format_tag::abc : memory::format_tag::ab;
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(memory::desc(src_dims, ToDnnl(view.dtype), plain_tag), any,
+                                                       memory::desc(dst_dims, ToDnnl(dst_dtype), plain_tag)),
+                                    dnnl.engine);
+    void* packed = arena.Allocate(pd.weights_desc().get_size());
+    if (packed == nullptr) return absl::ResourceExhaustedError("out of memory packing a weight");
+    memory source(view.desc(), dnnl.engine, const_cast<void*>(data));
+    memory out(pd.weights_desc(), dnnl.engine, packed);
+    dnnl::reorder(source, out).execute(dnnl.stream, source, out);
+    dnnl.stream.wait();
+    return out;
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN could not pack a strided weight: ", e.what()));
+  }
+}
+
+dnnl::matmul& StridedMatmuls::Primitive(const MatrixView& src, const memory::desc& weights, const MatrixView& dst,
+                                        std::vector<int64_t> key) {
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second;
+  // Shapes follow prompt lengths; a server sees many, so the cache starts over when full.
+  if (cache_.size() >= 512) cache_.clear();
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src.desc(), weights, dst.desc()), dnnl_.engine);
+  return cache_.emplace(std::move(key), dnnl::matmul(pd)).first->second;
+}
+
+namespace {
+
+void AppendKey(const MatrixView& view, std::vector<int64_t>& key) {
+  key.insert(key.end(), view.dims.begin(), view.dims.end());
+  key.insert(key.end(), view.strides.begin(), view.strides.end());
+  key.push_back(static_cast<int64_t>(view.dtype));
+}
+
+}  // namespace
+
 void StridedMatmuls::Run(const MatrixView& src, const void* src_data, const MatrixView& weights,
                          const void* weights_data, const MatrixView& dst, void* dst_data) {
   std::vector<int64_t> key;
-  for (const MatrixView* view : {&src, &weights, &dst}) {
-    key.insert(key.end(), view->dims.begin(), view->dims.end());
-    key.insert(key.end(), view->strides.begin(), view->strides.end());
-    key.push_back(static_cast<int64_t>(view->dtype));
-  }
-  auto it = cache_.find(key);
-  if (it == cache_.end()) {
-    // Shapes follow prompt lengths; a server sees many, so the cache starts over when full.
-    if (cache_.size() >= 512) cache_.clear();
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src.desc(), weights.desc(), dst.desc()), dnnl_.engine);
-    it = cache_.emplace(std::move(key), dnnl::matmul(pd)).first;
-  }
+  for (const MatrixView* view : {&src, &weights, &dst}) AppendKey(*view, key);
+  dnnl::matmul& matmul = Primitive(src, weights.desc(), dst, std::move(key));
   memory s(src.desc(), dnnl_.engine, const_cast<void*>(src_data));
   memory w(weights.desc(), dnnl_.engine, const_cast<void*>(weights_data));
   memory d(dst.desc(), dnnl_.engine, dst_data);
-  it->second.execute(dnnl_.stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}});
+  matmul.execute(dnnl_.stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}});
+  dnnl_.stream.wait();
+}
+
+void StridedMatmuls::Run(const MatrixView& src, const void* src_data, const memory& weights, const MatrixView& dst,
+                         void* dst_data) {
+  std::vector<int64_t> key = {-1, reinterpret_cast<intptr_t>(weights.get_data_handle())};
+  AppendKey(src, key);
+  AppendKey(dst, key);
+  dnnl::matmul& matmul = Primitive(src, weights.get_desc(), dst, std::move(key));
+  memory s(src.desc(), dnnl_.engine, const_cast<void*>(src_data));
+  memory d(dst.desc(), dnnl_.engine, dst_data);
+  matmul.execute(dnnl_.stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, d}});
   dnnl_.stream.wait();
 }
 

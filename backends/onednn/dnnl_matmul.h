@@ -87,6 +87,11 @@ struct MatrixView {
   dnnl::memory::desc desc() const;
 };
 
+// A (batched) weights operand reordered once from a strided view into oneDNN's
+// blocked layout, e.g. every head's slice of kv_b_proj.
+absl::StatusOr<dnnl::memory> PackStrided(Dnnl& dnnl, WeightArena& arena, const MatrixView& view, const void* data,
+                                         int64_t src_rows, ir::DType dst_dtype);
+
 // dst = src · weights over MatrixViews (batched: weights of batch 1 broadcast),
 // primitives cached by shape and strides.
 class StridedMatmuls {
@@ -94,8 +99,14 @@ class StridedMatmuls {
   explicit StridedMatmuls(Dnnl& dnnl) : dnnl_(dnnl) {}
   void Run(const MatrixView& src, const void* src_data, const MatrixView& weights, const void* weights_data,
            const MatrixView& dst, void* dst_data);
+  // With weights packed by PackStrided.
+  void Run(const MatrixView& src, const void* src_data, const dnnl::memory& weights, const MatrixView& dst,
+           void* dst_data);
 
  private:
+  dnnl::matmul& Primitive(const MatrixView& src, const dnnl::memory::desc& weights, const MatrixView& dst,
+                          std::vector<int64_t> key);
+
   Dnnl& dnnl_;
   absl::flat_hash_map<std::vector<int64_t>, dnnl::matmul> cache_;
 };

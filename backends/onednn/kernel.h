@@ -78,6 +78,7 @@ class CompileContext {
       : dnnl_(dnnl), weights_(weights), slots_(slots), index_(index), logits_(logits), packed_(packed) {}
 
   Dnnl& dnnl() { return dnnl_; }
+  WeightArena& arena() { return packed_.arena; }
   int Index(const ir::Value* value) const { return index_.at(value); }
   const ValueSlot& Slot(const ir::Value* value) const { return slots_[Index(value)]; }
   // The bytes of a Constant input; an error naming the node when it is not one.
