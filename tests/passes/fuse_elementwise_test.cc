@@ -181,7 +181,9 @@ TEST_P(FuseElementwiseModels, FusesEveryLayerAndKeepsTheLogitsExactly) {
   EXPECT_EQ(ops["Rope"], 0);
   EXPECT_EQ(ops["MLAAttention"], layers);
   for (const auto& node : after->nodes()) {
-    if (node->op() == "MLAAttention") EXPECT_TRUE(node->attrs().Has("rope_inv_freq"));
+    if (node->op() == "MLAAttention") {
+      EXPECT_TRUE(node->attrs().Has("rope_inv_freq"));
+    }
   }
   std::cout << p << ": " << before->num_nodes() << " -> " << after->num_nodes() << " nodes\n";
 
