@@ -198,47 +198,58 @@ class OneDnnExecutable : public Executable {
   }
 
  private:
-  // Every value's slot; activation offsets from plan-memory's `arena_offsets` when the
-  // graph has them, else one region each.
+  // Every value's slot. Activations sit where plan-memory's `arena_offsets` put them
+  // (bytes per token), the step's parameters after the planned arena; a graph without
+  // a usable plan gets one region per value.
   absl::Status AssignSlots(const ir::Graph& graph, const ir::WeightStore& weights) {
     const bool planned = HasUsablePlan(graph);
-    int64_t next = 0;
+    int64_t next = planned ? graph.attrs().IntOr("arena_bytes_per_token", 0) : 0;
+    int64_t planned_end = next;
     for (const auto& node : graph.nodes()) {
       std::vector<int64_t> offsets;
-      if (planned) offsets = node->attrs().GetInts("arena_offsets").value_or(std::vector<int64_t>{});
+      const bool use_plan = planned && node->op() != "Parameter" && node->op() != "Constant";
+      if (use_plan) offsets = node->attrs().GetInts("arena_offsets").value_or(std::vector<int64_t>{});
       for (int i = 0; i < node->num_outputs(); ++i) {
         const ir::Value* value = node->output(i);
         ValueSlot slot;
         slot.dtype = value->type().dtype;
         slot.dims = value->type().dims;
         slot.elements_per_token = StaticElements(value->type());
+        const int64_t bytes = AlignUp(slot.elements_per_token * 4);
         if (node->op() == "Constant") {
           DSRT_ASSIGN_OR_RETURN(std::string name, node->attrs().GetString("weight"));
           DSRT_ASSIGN_OR_RETURN(slot.weight, weights.Get(name));
           DSRT_RETURN_IF_ERROR(CheckWeight(*value, slot.weight));
           slot.constant = true;
+        } else if (use_plan) {
+          slot.offset_per_token = offsets[i];
+          planned_end = std::max(planned_end, slot.offset_per_token + bytes);
         } else {
-          const int64_t bytes = AlignUp(slot.elements_per_token * 4);
-          slot.offset_per_token = planned && i < static_cast<int>(offsets.size()) ? offsets[i] : next;
-          next = std::max(next, slot.offset_per_token + bytes);
+          slot.offset_per_token = next;
+          next += bytes;
         }
         index_[value] = static_cast<int>(slots_.size());
         slots_.push_back(std::move(slot));
       }
     }
+    if (planned_end > graph.attrs().IntOr("arena_bytes_per_token", 0)) {
+      return absl::InvalidArgumentError("the graph's memory plan places a value beyond its arena");
+    }
     arena_bytes_per_token_ = next;
     return absl::OkStatus();
   }
 
-  // A plan is usable when every activation scales with the token count and takes 4
-  // bytes a value (the arena holds bf16-typed values as f32).
+  // A plan is usable when every planned activation scales with the token count and
+  // takes 4 bytes a value (the arena holds bf16-typed values as f32).
   static bool HasUsablePlan(const ir::Graph& graph) {
+    if (!graph.attrs().Has("arena_bytes_per_token") || graph.attrs().IntOr("arena_fixed_bytes", 0) != 0) return false;
     for (const auto& node : graph.nodes()) {
-      if (node->op() == "Constant") continue;
-      if (!node->attrs().Has("arena_offsets")) return false;
+      if (node->op() == "Constant" || node->op() == "Parameter") continue;
+      auto offsets = node->attrs().GetInts("arena_offsets");
+      if (!offsets.ok() || static_cast<int>(offsets->size()) != node->num_outputs()) return false;
       for (int i = 0; i < node->num_outputs(); ++i) {
         const ir::TensorType& type = node->output(i)->type();
-        if (!HasTokensDim(type) || ir::DTypeBytes(type.dtype, 1) != 4) return false;
+        if (!HasTokensDim(type) || ir::DTypeBytes(type.dtype, 1) != 4 || (*offsets)[i] < 0) return false;
       }
     }
     return true;
