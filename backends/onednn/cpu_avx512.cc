@@ -23,8 +23,6 @@ __m512i OffsetNibbles(__m512i a) {
   return _mm512_ternarylogic_epi32(a, _mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x08), 0x6a);
 }
 
-constexpr int kTokenTile = 4;
-
 }  // namespace
 
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
@@ -98,70 +96,81 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
 
 // vpdpbusd multiplies unsigned by signed bytes, so the weight byte is offset to
 // unsigned (i8: w + 128, i4: w + 8) and the offset times the activations' group sum
-// is taken back once per group.
-void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+// is taken back once per group. `Tile` tokens share each weight load; a compile-time
+// count keeps their accumulators in registers.
+template <int Tile, bool Int4>
+void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                       int64_t group_size, int64_t r, int64_t m0, float* y, int64_t y_stride) {
   const int64_t groups = k / group_size;
+  const uint8_t* wr = Int4 ? w + r * k / 2 : w + r * k;
+  const int8_t* xs = Int4 ? x.values_even_odd : x.values;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const int8_t* wr = w + r * k;
-    for (int64_t m0 = 0; m0 < x.tokens; m0 += kTokenTile) {
-      const int tile = static_cast<int>(std::min<int64_t>(kTokenTile, x.tokens - m0));
-      __m512 accf[kTokenTile];
-      float correction[kTokenTile] = {};
-      for (int t = 0; t < kTokenTile; ++t) accf[t] = _mm512_setzero_ps();
-      for (int64_t g = 0; g < groups; ++g) {
-        __m512i acc[kTokenTile];
-        for (int t = 0; t < kTokenTile; ++t) acc[t] = _mm512_setzero_si512();
-        for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 64) {
-          const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(wr + j), flip);
-          for (int t = 0; t < tile; ++t) {
-            acc[t] = _mm512_dpbusd_epi32(acc[t], wv, _mm512_loadu_si512(x.values + (m0 + t) * k + j));
-          }
-        }
-        for (int t = 0; t < tile; ++t) {
-          const float s = w_scales[r * groups + g] * x.scales[(m0 + t) * groups + g];
-          accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
-          correction[t] += s * 128.0f * static_cast<float>(x.sums[(m0 + t) * groups + g]);
-        }
+  __m512 accf[Tile];
+  float correction[Tile];
+  for (int t = 0; t < Tile; ++t) {
+    accf[t] = _mm512_setzero_ps();
+    correction[t] = 0;
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i acc[Tile];
+    for (int t = 0; t < Tile; ++t) acc[t] = _mm512_setzero_si512();
+    for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 128) {
+      __m512i lo, hi;
+      if (Int4) {
+        const __m512i bytes = _mm512_loadu_si512(wr + j / 2);
+        lo = OffsetNibbles(bytes);
+        hi = OffsetNibbles(_mm512_srli_epi16(bytes, 4));
+      } else {
+        lo = _mm512_xor_si512(_mm512_loadu_si512(wr + j), flip);
+        hi = _mm512_xor_si512(_mm512_loadu_si512(wr + j + 64), flip);
       }
-      for (int t = 0; t < tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];
+      for (int t = 0; t < Tile; ++t) {
+        const int8_t* xv = xs + (m0 + t) * k + j;
+        acc[t] = _mm512_dpbusd_epi32(acc[t], lo, _mm512_loadu_si512(xv));
+        acc[t] = _mm512_dpbusd_epi32(acc[t], hi, _mm512_loadu_si512(xv + 64));
+      }
+    }
+    const float w_scale = w_scales[r * groups + g];
+    for (int t = 0; t < Tile; ++t) {
+      const float s = w_scale * x.scales[(m0 + t) * groups + g];
+      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
+      correction[t] += s * static_cast<float>(Int4 ? 8 : 128) * static_cast<float>(x.sums[(m0 + t) * groups + g]);
+    }
+  }
+  for (int t = 0; t < Tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];
+}
+
+template <bool Int4>
+void QuantizedRows(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
+                   int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    int64_t m0 = 0;
+    for (; m0 + 4 <= x.tokens; m0 += 4) QuantizedRowsTile<4, Int4>(x, w, w_scales, k, group_size, r, m0, y, y_stride);
+    switch (x.tokens - m0) {
+      case 3:
+        QuantizedRowsTile<3, Int4>(x, w, w_scales, k, group_size, r, m0, y, y_stride);
+        break;
+      case 2:
+        QuantizedRowsTile<2, Int4>(x, w, w_scales, k, group_size, r, m0, y, y_stride);
+        break;
+      case 1:
+        QuantizedRowsTile<1, Int4>(x, w, w_scales, k, group_size, r, m0, y, y_stride);
+        break;
+      default:
+        break;
     }
   }
 }
 
+void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
+                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  QuantizedRows<false>(x, reinterpret_cast<const uint8_t*>(w), w_scales, k, group_size, row_begin, row_end, y,
+                       y_stride);
+}
+
 void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
                      int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
-  const int64_t groups = k / group_size;
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* wr = w + r * k / 2;
-    for (int64_t m0 = 0; m0 < x.tokens; m0 += kTokenTile) {
-      const int tile = static_cast<int>(std::min<int64_t>(kTokenTile, x.tokens - m0));
-      __m512 accf[kTokenTile];
-      float correction[kTokenTile] = {};
-      for (int t = 0; t < kTokenTile; ++t) accf[t] = _mm512_setzero_ps();
-      for (int64_t g = 0; g < groups; ++g) {
-        __m512i acc[kTokenTile];
-        for (int t = 0; t < kTokenTile; ++t) acc[t] = _mm512_setzero_si512();
-        for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 128) {
-          const __m512i bytes = _mm512_loadu_si512(wr + j / 2);
-          const __m512i even = OffsetNibbles(bytes);
-          const __m512i odd = OffsetNibbles(_mm512_srli_epi16(bytes, 4));
-          for (int t = 0; t < tile; ++t) {
-            const int8_t* xv = x.values_even_odd + (m0 + t) * k + j;
-            acc[t] = _mm512_dpbusd_epi32(acc[t], even, _mm512_loadu_si512(xv));
-            acc[t] = _mm512_dpbusd_epi32(acc[t], odd, _mm512_loadu_si512(xv + 64));
-          }
-        }
-        for (int t = 0; t < tile; ++t) {
-          const float s = w_scales[r * groups + g] * x.scales[(m0 + t) * groups + g];
-          accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
-          correction[t] += s * 8.0f * static_cast<float>(x.sums[(m0 + t) * groups + g]);
-        }
-      }
-      for (int t = 0; t < tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];
-    }
-  }
+  QuantizedRows<true>(x, w, w_scales, k, group_size, row_begin, row_end, y, y_stride);
 }
 
 }  // namespace dsrt::backends::onednn::avx512
