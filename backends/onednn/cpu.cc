@@ -30,14 +30,14 @@ int Nibble(const uint8_t* w, int64_t i) {
 template <typename WeightAt>
 void PlainQuantizedRows(const QuantizedActivations& x, WeightAt weight, const float* w_scales, int64_t k,
                         int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
-  const int64_t groups = k / group_size;
+  const int64_t groups = (k + group_size - 1) / group_size;
   for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t m = 0; m < x.tokens; ++m) {
       const int8_t* xm = x.values + m * k;
       float acc = 0;
       for (int64_t g = 0; g < groups; ++g) {
         int32_t isum = 0;
-        for (int64_t j = g * group_size; j < (g + 1) * group_size; ++j) isum += weight(r, j) * xm[j];
+        for (int64_t j = g * group_size; j < std::min(k, (g + 1) * group_size); ++j) isum += weight(r, j) * xm[j];
         acc += w_scales[r * groups + g] * x.scales[m * groups + g] * static_cast<float>(isum);
       }
       y[m * y_stride + r] = acc;
@@ -112,27 +112,30 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
 
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
                          int8_t* even_odd, float* scales, int32_t* sums) {
-  const int64_t groups = k / group_size;
+  const int64_t groups = (k + group_size - 1) / group_size;
   for (int64_t m = 0; m < tokens; ++m) {
     for (int64_t g = 0; g < groups; ++g) {
-      const float* xg = x + m * k + g * group_size;
-      int8_t* qg = values + m * k + g * group_size;
+      const int64_t begin = g * group_size, width = std::min(k, begin + group_size) - begin;
+      const float* xg = x + m * k + begin;
+      int8_t* qg = values + m * k + begin;
       float max_abs = 0;
-      for (int64_t j = 0; j < group_size; ++j) max_abs = std::max(max_abs, std::fabs(xg[j]));
+      for (int64_t j = 0; j < width; ++j) max_abs = std::max(max_abs, std::fabs(xg[j]));
       const float scale = max_abs / 127.0f;
       const float inv_scale = max_abs > 0 ? 127.0f / max_abs : 0.0f;
       int32_t sum = 0;
-      for (int64_t j = 0; j < group_size; ++j) sum += (qg[j] = Quantize(xg[j], inv_scale));
+      for (int64_t j = 0; j < width; ++j) sum += (qg[j] = Quantize(xg[j], inv_scale));
       scales[m * groups + g] = scale;
       sums[m * groups + g] = sum;
     }
     if (even_odd == nullptr) continue;
-    for (int64_t base = 0; base + 128 <= k; base += 128) {
+    // Blocks of 128 (then one of 64 at the end): their even elements, then their odd ones.
+    for (int64_t base = 0; base < k; base += 128) {
+      const int64_t half = std::min<int64_t>(64, (k - base) / 2);
       const int8_t* src = values + m * k + base;
       int8_t* dst = even_odd + m * k + base;
-      for (int64_t i = 0; i < 64; ++i) {
+      for (int64_t i = 0; i < half; ++i) {
         dst[i] = src[2 * i];
-        dst[64 + i] = src[2 * i + 1];
+        dst[half + i] = src[2 * i + 1];
       }
     }
   }
@@ -169,6 +172,9 @@ void DequantizeRowsF32(const void* w, bool int4, const float* w_scales, int64_t 
 
 void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
                         int64_t row_begin, int64_t row_end, uint16_t* out) {
+  if (Vector() && k % 32 == 0 && group_size % 32 == 0 && (!int4 || k % 2 == 0)) {
+    return avx512::DequantizeRowsBf16(w, int4, w_scales, k, group_size, row_begin, row_end, out);
+  }
   thread_local std::vector<float> row;
   row.resize(k);
   for (int64_t r = row_begin; r < row_end; ++r) {

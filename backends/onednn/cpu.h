@@ -40,17 +40,18 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n);
 // [row_begin, row_end), m < tokens.
 struct QuantizedActivations {
   const int8_t* values = nullptr;  // [tokens, k]
-  // The same bytes with each 128 reordered as its even then its odd elements, the
-  // order in which an i4 weight's low and high nibbles come out of 64 bytes.
+  // The same bytes with each 128 (and a last 64) reordered as its even then its odd
+  // elements, the order in which an i4 weight's low and high nibbles come out.
   const int8_t* values_even_odd = nullptr;
   const float* scales = nullptr;   // [tokens, groups]
   const int32_t* sums = nullptr;   // [tokens, groups]
   int64_t tokens = 0;
 };
-// Symmetric per-group int8: scale = max|x| / 127. `even_odd` may be null.
+// Symmetric per-group int8: scale = max|x| / 127 (the last group may be short).
+// `even_odd` may be null.
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
                          int8_t* even_odd, float* scales, int32_t* sums);
-// Need k % group_size == 0 and group_size % 128 == 0 (the caller checks).
+// Need k and group_size multiples of 64 (the caller checks); the last group may be short.
 void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
                      int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
 void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,

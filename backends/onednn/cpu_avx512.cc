@@ -23,6 +23,21 @@ __m512i OffsetNibbles(__m512i a) {
   return _mm512_ternarylogic_epi32(a, _mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x08), 0x6a);
 }
 
+// 32 weights of a row as f32 (two vectors): i8 bytes, or i4 nibbles in element order.
+void LoadWeights32(const uint8_t* row, bool int4, int64_t j, __m512* first, __m512* second) {
+  __m256i bytes;
+  if (int4) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j / 2)));
+    const __m256i nibbles = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi16(0x000f)),
+                                            _mm256_and_si256(_mm256_slli_epi16(v, 4), _mm256_set1_epi16(0x0f00)));
+    bytes = _mm256_sub_epi8(_mm256_xor_si256(nibbles, _mm256_set1_epi8(0x08)), _mm256_set1_epi8(0x08));
+  } else {
+    bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + j));
+  }
+  *first = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(bytes)));
+  *second = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(bytes, 1)));
+}
+
 }  // namespace
 
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
@@ -94,6 +109,24 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
   return _mm512_reduce_add_ps(acc);
 }
 
+void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                        int64_t row_begin, int64_t row_end, uint16_t* out) {
+  const int64_t groups = (k + group_size - 1) / group_size;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w) + (int4 ? r * k / 2 : r * k);
+    uint16_t* o = out + (r - row_begin) * k;
+    for (int64_t j = 0; j < k; j += 32) {
+      __m512 a, b;
+      LoadWeights32(row, int4, j, &a, &b);
+      const __m512 scale = _mm512_set1_ps(w_scales[r * groups + j / group_size]);
+      const __m512i both = _mm512_inserti64x4(
+          _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(a, scale))),
+          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(b, scale)), 1);
+      _mm512_storeu_si512(o + j, both);
+    }
+  }
+}
+
 // vpdpbusd multiplies unsigned by signed bytes, so the weight byte is offset to
 // unsigned (i8: w + 128, i4: w + 8) and the offset times the activations' group sum
 // is taken back once per group. `Tile` tokens share each weight load; a compile-time
@@ -101,7 +134,7 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
 template <int Tile, bool Int4>
 void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
                        int64_t group_size, int64_t r, int64_t m0, float* y, int64_t y_stride) {
-  const int64_t groups = k / group_size;
+  const int64_t groups = (k + group_size - 1) / group_size;
   const uint8_t* wr = Int4 ? w + r * k / 2 : w + r * k;
   const int8_t* xs = Int4 ? x.values_even_odd : x.values;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -114,7 +147,9 @@ void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const fl
   for (int64_t g = 0; g < groups; ++g) {
     __m512i acc[Tile];
     for (int t = 0; t < Tile; ++t) acc[t] = _mm512_setzero_si512();
-    for (int64_t j = g * group_size; j < (g + 1) * group_size; j += 128) {
+    const int64_t group_end = std::min(k, (g + 1) * group_size);
+    int64_t j = g * group_size;
+    for (; j + 128 <= group_end; j += 128) {
       __m512i lo, hi;
       if (Int4) {
         const __m512i bytes = _mm512_loadu_si512(wr + j / 2);
@@ -128,6 +163,23 @@ void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const fl
         const int8_t* xv = xs + (m0 + t) * k + j;
         acc[t] = _mm512_dpbusd_epi32(acc[t], lo, _mm512_loadu_si512(xv));
         acc[t] = _mm512_dpbusd_epi32(acc[t], hi, _mm512_loadu_si512(xv + 64));
+      }
+    }
+    if (j < group_end) {  // a last 64 of the row
+      if (Int4) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j / 2));
+        const __m256i even = _mm256_xor_si256(_mm256_and_si256(bytes, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(0x08));
+        const __m256i odd = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0f)),
+                                             _mm256_set1_epi8(0x08));
+        const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(even), odd, 1);
+        for (int t = 0; t < Tile; ++t) {
+          acc[t] = _mm512_dpbusd_epi32(acc[t], both, _mm512_loadu_si512(xs + (m0 + t) * k + j));
+        }
+      } else {
+        const __m512i lo = _mm512_xor_si512(_mm512_loadu_si512(wr + j), flip);
+        for (int t = 0; t < Tile; ++t) {
+          acc[t] = _mm512_dpbusd_epi32(acc[t], lo, _mm512_loadu_si512(xs + (m0 + t) * k + j));
+        }
       }
     }
     const float w_scale = w_scales[r * groups + g];

@@ -17,6 +17,9 @@ float DotF32(const float* a, const float* b, int64_t n);
 void Axpy(float a, const float* x, float* y, int64_t n);
 void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n);
 float DotBf16(const float* a, const uint16_t* b, int64_t n);
+// Needs k and group_size multiples of 32.
+void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
+                        int64_t row_begin, int64_t row_end, uint16_t* out);
 void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
                      int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
 void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,

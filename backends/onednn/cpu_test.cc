@@ -68,9 +68,9 @@ TEST(CpuKernels, DotsAndAxpyAgreeWithDoubleLoopsAtOddLengths) {
 }
 
 // Per-group quantized activations and weights: the VNNI dot product must equal the
-// integer sum it stands for, scaled.
-TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
-  const int64_t tokens = 5, k = 256, rows = 7, group = 128, groups = k / group;
+// integer sum it stands for, scaled. k = 320 leaves a last group of 64 columns.
+void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int4) {
+  const int64_t tokens = 5, rows = 7, groups = (k + group - 1) / group;
   const std::vector<float> x = Random(tokens * k, 4);
   std::vector<int8_t> qx(tokens * k), even_odd(tokens * k);
   std::vector<float> x_scales(tokens * groups);
@@ -91,7 +91,7 @@ TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
     double total = 0;
     for (int64_t g = 0; g < groups; ++g) {
       int64_t sum = 0;
-      for (int64_t j = g * group; j < (g + 1) * group; ++j) {
+      for (int64_t j = g * group; j < std::min(k, (g + 1) * group); ++j) {
         sum += (int4 ? nibble(r * k + j) : w8[r * k + j]) * qx[m * k + j];
       }
       total += static_cast<double>(w_scales[r * groups + g]) * x_scales[m * groups + g] * sum;
@@ -101,17 +101,22 @@ TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
   BothPaths([&](bool vector) {
     std::vector<float> y8(tokens * rows), y4(tokens * rows);
     QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, 0, rows, y8.data(), rows);
-    QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, 0, rows, y4.data(), rows);
+    if (test_int4) QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, 0, rows, y4.data(), rows);
     for (int64_t m = 0; m < tokens; ++m) {
       for (int64_t r = 0; r < rows; ++r) {
         ASSERT_NEAR(y8[m * rows + r], expected(false, m, r), 1e-3 * (1 + std::abs(expected(false, m, r))))
             << (vector ? "avx512" : "plain") << " int8 token " << m << " row " << r;
+        if (!test_int4) continue;
         ASSERT_NEAR(y4[m * rows + r], expected(true, m, r), 1e-3 * (1 + std::abs(expected(true, m, r))))
             << (vector ? "avx512" : "plain") << " int4 token " << m << " row " << r;
       }
     }
   });
 }
+
+TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) { ExpectQuantizedRowsEqualIntegerSums(256, 128, true); }
+TEST(CpuKernels, QuantizedRowsHandleAShortLastGroup) { ExpectQuantizedRowsEqualIntegerSums(320, 128, true); }
+TEST(CpuKernels, Int8RowsTakeGroupsOf64) { ExpectQuantizedRowsEqualIntegerSums(320, 64, false); }
 
 TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   const int64_t k = 256, group = 128;
@@ -121,6 +126,25 @@ TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   std::vector<int32_t> sums(2);
   QuantizeActivations(x.data(), 1, k, group, q.data(), nullptr, scales.data(), sums.data());
   for (int64_t j = 0; j < k; ++j) EXPECT_LE(std::abs(q[j] * scales[j / group] - x[j]), scales[j / group] * 0.5f + 1e-6);
+}
+
+TEST(CpuKernels, Bf16DequantizationEqualsRoundedValuesTimesScales) {
+  const int64_t rows = 3, k = 192, group = 64;
+  std::mt19937 rng(8);
+  std::vector<uint8_t> w(rows * k);
+  for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
+  const std::vector<float> scales = Random(rows * k / group, 9);
+  for (bool int4 : {false, true}) {
+    std::vector<float> want(rows * k);
+    DequantizeRowsF32(w.data(), int4, scales.data(), k, group, 0, rows, want.data());
+    BothPaths([&](bool vector) {
+      std::vector<uint16_t> got(rows * k);
+      DequantizeRowsBf16(w.data(), int4, scales.data(), k, group, 0, rows, got.data());
+      for (int64_t i = 0; i < rows * k; ++i) {
+        ASSERT_EQ(got[i], ir::F32ToBF16(want[i])) << (vector ? "avx512" : "plain") << (int4 ? " int4 " : " int8 ") << i;
+      }
+    });
+  }
 }
 
 TEST(CpuKernels, DequantizedRowsMatchValuesTimesScales) {

@@ -30,7 +30,8 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::We
   q.n_ = values.shape[0];
   q.k_ = values.shape[1];
   q.group_size_ = group_size;
-  q.vnni_ok_ = q.k_ % group_size == 0 && group_size % 128 == 0;
+  // int4's even/odd nibble order pairs 128 columns, so its groups must not split one.
+  q.vnni_ok_ = q.k_ % 64 == 0 && group_size % (q.int4_ ? 128 : 64) == 0;
   return q;
 }
 
@@ -40,7 +41,7 @@ void QuantizedLinear::Run(const float* x, int64_t m, float* y) {
 }
 
 void QuantizedLinear::RunVnni(const float* x, int64_t m, float* y) {
-  const int64_t groups = k_ / group_size_;
+  const int64_t groups = (k_ + group_size_ - 1) / group_size_;
   x_values_.resize(m * k_);
   x_scales_.resize(m * groups);
   x_sums_.resize(m * groups);
