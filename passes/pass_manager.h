@@ -48,6 +48,7 @@ class PassManager {
 struct PipelineOptions {
   std::string weights;          // "int8" or "int4" adds quantize-weights; anything else does not
   int64_t quant_group_size = 128;
+  bool quantize_lm_head = false;  // with weights int8/int4: the (untied) LM head as well
 };
 
 // Every pass dsrt knows, by name (for pipelines and --disable-pass). quantize-weights

@@ -133,7 +133,9 @@ absl::StatusOr<bool> QuantizeWeights::Run(ir::Graph& graph) {
   std::vector<Node*> replaced;
   for (Node* linear : linears) {
     Node* constant = ProducerIf(linear->input(1), "Constant");
-    if (constant == nullptr || !IsQuantizableLinearWeight(constant->attrs().StringOr("weight", ""))) continue;
+    if (constant == nullptr) continue;
+    const std::string weight = constant->attrs().StringOr("weight", "");
+    if (!IsQuantizableLinearWeight(weight) && !(quantize_lm_head_ && weight == "lm_head.weight")) continue;
     if (!Quantizer::CanQuantize(linear->input(1))) continue;
     const Quantized q = quantizer.Of(linear->input(1));
     ir::AttrMap attrs = linear->attrs();

@@ -24,6 +24,9 @@ absl::Status CheckOptions(const EngineBuildOptions& o) {
   if (o.dtype != ir::DType::kF32 && o.dtype != ir::DType::kBF16) {
     return absl::InvalidArgumentError(absl::StrCat("--dtype must be f32 or bf16, not ", ir::DTypeName(o.dtype)));
   }
+  if (o.quantize_lm_head && o.weights != "int8" && o.weights != "int4") {
+    return absl::InvalidArgumentError("--quantize-lm-head needs --weights int8 or int4");
+  }
   if (o.weights == "int8" || o.weights == "int4") {
     DSRT_RETURN_IF_ERROR(passes::CheckQuantizeOptions(o.weights, o.quant_group_size));
   } else if (!o.weights.empty() && o.weights != ir::DTypeName(o.dtype)) {
@@ -161,7 +164,8 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
 absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, ir::Graph& graph) {
   passes::PassManagerOptions pm_options;
   pm_options.dump_dir = o.dump_dir;
-  const passes::PipelineOptions pipeline_options{.weights = o.weights, .quant_group_size = o.quant_group_size};
+  const passes::PipelineOptions pipeline_options{
+      .weights = o.weights, .quant_group_size = o.quant_group_size, .quantize_lm_head = o.quantize_lm_head};
   const std::vector<std::string> pipeline = passes::DefaultPipeline(pipeline_options);
   const std::vector<std::string> known = passes::KnownPassNames();
   for (const std::string& name : o.disabled_passes) {

@@ -17,6 +17,7 @@ struct EngineBuildOptions {
   ir::DType dtype = ir::DType::kBF16;  // activations, KV cache and stored weights
   std::string weights = "";            // "" (= dtype), "bf16", "int8", "int4"
   int64_t quant_group_size = 128;      // int8/int4: input columns that share one scale
+  bool quantize_lm_head = false;       // int8/int4: the LM head too (it stays bf16 otherwise)
   int tp = 1;
   int ep = 1;
   int max_batch = 1;

@@ -93,11 +93,11 @@ TEST(QuantizeWeights, RejectsBadOptionsNamingTheValue) {
 
 // mla-absorb, moe-fuse, then quantize-weights and dce, as the default pipeline starts.
 std::unique_ptr<ir::Graph> Quantized(const models::DeepSeekConfig& c, ir::DType dtype, const std::string& scheme,
-                                     int64_t group_size) {
+                                     int64_t group_size, bool quantize_lm_head = false) {
   auto graph = fixtures::NaiveGraph(c, dtype);
   MlaAbsorb absorb;
   MoeFuse fuse;
-  QuantizeWeights quantize(scheme, group_size);
+  QuantizeWeights quantize(scheme, group_size, quantize_lm_head);
   for (Pass* pass : std::vector<Pass*>{&absorb, &fuse}) EXPECT_TRUE(pass->Run(*graph).ok());
   auto changed = fixtures::RunPassThenDce(quantize, *graph);
   EXPECT_TRUE(changed.ok() && *changed) << changed.status();
@@ -142,6 +142,18 @@ TEST(QuantizeWeights, QuantizesProjectionsAndExpertsButNotHeadRouterOrKvB) {
       EXPECT_TRUE(IsQuantizableLinearWeight(node->attrs().StringOr("source", ""))) << ir::DescribeNode(*node);
     }
   }
+}
+
+TEST(QuantizeWeights, QuantizesTheLmHeadOnlyWhenAsked) {
+  const models::DeepSeekConfig c = fixtures::PresetConfig("tiny-v2-lite");
+  auto graph = Quantized(c, ir::DType::kBF16, "int4", 32, /*quantize_lm_head=*/true);
+  EXPECT_EQ(fixtures::OpCounts(*graph)["Linear"], 0);
+  bool head_quantized = false;
+  for (const auto& node : graph->nodes()) {
+    if (IsDerivedWeight(*node) && node->attrs().StringOr("source", "") == "lm_head.weight") head_quantized = true;
+  }
+  EXPECT_TRUE(head_quantized);
+  EXPECT_EQ(fixtures::OpCounts(*Quantized(c, ir::DType::kBF16, "int4", 32))["Linear"], 1);
 }
 
 // The unquantized graph's weight table with every quantized weight replaced by what

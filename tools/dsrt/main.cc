@@ -443,6 +443,8 @@ int Main(int argc, char** argv) {
   build_cmd->add_option("--weights", build.options.weights, "weight storage: the --dtype, int8 or int4");
   build_cmd->add_option("--quant-group-size", build.options.quant_group_size,
                         "int8/int4: input columns that share one scale (default 128)");
+  build_cmd->add_flag("--quantize-lm-head", build.options.quantize_lm_head,
+                      "int8/int4: quantize the LM head as well (llama.cpp's Q8_0/Q4_0 do)");
   build_cmd->add_option("--tp", build.options.tp, "tensor-parallel ranks");
   build_cmd->add_option("--ep", build.options.ep, "expert-parallel ranks");
   build_cmd->add_option("--max-batch", build.options.max_batch, "sequences decoded together");
