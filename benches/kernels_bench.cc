@@ -110,6 +110,8 @@ void QuantizedLinearBench(benchmark::State& state) {
 BENCHMARK(QuantizedLinearBench)
     ->Args({1, 10944, 2048, 8})
     ->Args({1, 10944, 2048, 4})
+    ->Args({1, 1408, 2048, 4})
+    ->Args({1, 2048, 1408, 4})
     ->Args({16, 10944, 2048, 8})
     ->Args({16, 10944, 2048, 4})
     ->Args({512, 10944, 2048, 8})

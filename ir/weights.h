@@ -28,6 +28,9 @@ class WeightStore {
   // repacked it): a store backed by a file mapping may drop those pages from
   // memory. The bytes stay readable (read again from the file when touched).
   virtual void Unneeded(absl::string_view name) const {}
+  // A hint that the reader streams the weight's bytes in place on every step: a store
+  // backed by a file mapping may map all its pages now rather than on first touch.
+  virtual void Prefault(absl::string_view name) const {}
 };
 
 }  // namespace dsrt::ir

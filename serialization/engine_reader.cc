@@ -122,6 +122,18 @@ absl::Status CheckLayout(const EngineProto& proto, const EngineHeader& header) {
 
 }  // namespace
 
+void MappedWeights::Prefault(absl::string_view name) const {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older kernels refuse it, which is harmless
+#endif
+  auto it = views_.find(name);
+  if (it == views_.end()) return;
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const auto begin = reinterpret_cast<uintptr_t>(it->second.data) / page * page;
+  const auto end = reinterpret_cast<uintptr_t>(it->second.data) + it->second.bytes;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+}
+
 void MappedWeights::Unneeded(absl::string_view name) const {
   auto it = views_.find(name);
   if (it == views_.end()) return;

@@ -20,6 +20,9 @@ class MappedWeights final : public ir::WeightStore {
   absl::StatusOr<ir::WeightView> Get(absl::string_view name) const override;
   // Drops the whole pages inside the weight from the process's memory (madvise).
   void Unneeded(absl::string_view name) const override;
+  // Maps the weight's pages now (madvise MADV_POPULATE_READ), so that the first steps
+  // do not fault them in 4 KiB at a time.
+  void Prefault(absl::string_view name) const override;
 
  private:
   friend class Engine;

@@ -86,6 +86,8 @@ class MlaKernel : public Kernel {
 
   // W_UK [h, nope, rank] and W_UV viewed as [h, rank, v], each head's slice of kv_b_proj,
   // packed once for oneDNN: the two per-head GEMMs then read blocked weights.
+  bool packed() const { return static_cast<bool>(w_uk_); }
+
   absl::Status PackHeads(Dnnl& dnnl, WeightArena& arena) {
     if (c_.kv_b.dtype != c_.cache_dtype) return absl::OkStatus();  // the per-token path reads kv_b as it is
     const int64_t h = c_.heads, r = c_.rank, rows = head_rows() * r;
@@ -302,6 +304,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeMla(const ir::Node& node, CompileCon
   k.out = c.Index(node.output());
   auto kernel = std::make_unique<MlaKernel>(std::move(k), c.dnnl());
   DSRT_RETURN_IF_ERROR(kernel->PackHeads(c.dnnl(), c.arena()));
+  if (kernel->packed()) c.Unneeded(node, 4);
   return kernel;
 }
 

@@ -85,6 +85,10 @@ class CompileContext {
   absl::StatusOr<ir::WeightView> Weight(const ir::Node& node, int input) const;
   // A small weight as f32 (norm scales, router biases, quantization scales).
   absl::StatusOr<std::vector<float>> WeightF32(const ir::Node& node, int input) const;
+  // The engine should map this weight's pages now: a kernel reads it in place every step.
+  void Prefault(const ir::Node& node, int input) const;
+  // The engine may drop this weight's pages: a kernel keeps its own packed copy.
+  void Unneeded(const ir::Node& node, int input) const;
   // Float weights stacked and packed once for oneDNN; shared by every node naming the same ones.
   absl::StatusOr<PackedLinear*> Pack(const ir::Node& node, const std::vector<int>& inputs);
   // One weight packed in f32 whatever its stored dtype: for small matmuls whose result

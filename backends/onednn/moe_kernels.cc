@@ -145,6 +145,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
   auto quantized = [&](int64_t i) -> absl::StatusOr<QuantizedLinear> {
     DSRT_ASSIGN_OR_RETURN(ir::WeightView values, c.Weight(node, static_cast<int>(3 + i)));
     DSRT_ASSIGN_OR_RETURN(ir::WeightView scales, c.Weight(node, static_cast<int>(3 + 3 * experts + i)));
+    c.Prefault(node, static_cast<int>(3 + i));
+    c.Prefault(node, static_cast<int>(3 + 3 * experts + i));
     return QuantizedLinear::Create(c.dnnl(), values, scales, group_size);
   };
   std::vector<std::unique_ptr<ExpertMlp>> mlps;

@@ -56,6 +56,14 @@ std::string ConstantName(const ir::Value& value) {
   return value.producer()->attrs().StringOr("weight", "");
 }
 
+void CompileContext::Prefault(const ir::Node& node, int input) const {
+  weights_.Prefault(ConstantName(*node.input(input)));
+}
+
+void CompileContext::Unneeded(const ir::Node& node, int input) const {
+  weights_.Unneeded(ConstantName(*node.input(input)));
+}
+
 absl::StatusOr<PackedLinear*> CompileContext::Pack(const ir::Node& node, const std::vector<int>& inputs) {
   std::string key;
   std::vector<PackedLinear::Part> parts;
