@@ -245,41 +245,32 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeSwiGlu(const ir::Node& node, Compile
                                         c.Index(node.input(1)), c.Index(node.output()));
 }
 
-// Reshape: the same elements under another shape — a copy, since every value owns its buffer.
-class CopyKernel : public Kernel {
+// Reshape (the same elements under another shape: a copy, since every value owns its
+// buffer) and Expand (broadcast to a larger shape).
+class MoveKernel : public Kernel {
  public:
-  CopyKernel(int x, int out) : x_(x), out_(out) {}
-  absl::Status Run(StepContext& ctx) override {
-    std::memcpy(ctx.F(out_), ctx.F(x_), ctx.Elements(out_) * 4);
-    return absl::OkStatus();
-  }
-
- private:
-  int x_, out_;
-};
-
-absl::StatusOr<std::unique_ptr<Kernel>> MakeCopy(const ir::Node& node, CompileContext& c) {
-  if (c.Slot(node.input(0)).constant) return absl::UnimplementedError("reshaping a weight at run time");
-  return std::make_unique<CopyKernel>(c.Index(node.input(0)), c.Index(node.output()));
-}
-
-class ExpandKernel : public Kernel {
- public:
-  ExpandKernel(int x, int out) : x_(x), out_(out) {}
+  MoveKernel(bool broadcast, int x, int out) : broadcast_(broadcast), x_(x), out_(out) {}
   absl::Status Run(StepContext& ctx) override {
     const float* x = ctx.F(x_);
     float* out = ctx.F(out_);
+    if (!broadcast_) {
+      std::memcpy(out, x, ctx.Elements(out_) * 4);
+      return absl::OkStatus();
+    }
     ForEachBroadcast(ctx.Dims(x_), ctx.Dims(out_), [&](int64_t e, int64_t offset) { out[e] = x[offset]; });
     return absl::OkStatus();
   }
 
  private:
+  bool broadcast_;
   int x_, out_;
 };
 
-absl::StatusOr<std::unique_ptr<Kernel>> MakeExpand(const ir::Node& node, CompileContext& c) {
-  if (c.Slot(node.input(0)).constant) return absl::UnimplementedError("expanding a weight at run time");
-  return std::make_unique<ExpandKernel>(c.Index(node.input(0)), c.Index(node.output()));
+KernelFactory MakeMove(bool broadcast) {
+  return [broadcast](const ir::Node& node, CompileContext& c) -> absl::StatusOr<std::unique_ptr<Kernel>> {
+    if (c.Slot(node.input(0)).constant) return absl::UnimplementedError(absl::StrCat(node.op(), " of a weight"));
+    return std::make_unique<MoveKernel>(broadcast, c.Index(node.input(0)), c.Index(node.output()));
+  };
 }
 
 // Copies `width` contiguous elements from each of `outer` rows: Slice and Concat.
@@ -441,8 +432,8 @@ void AddElementwiseKernels(absl::flat_hash_map<std::string, KernelFactory>& f) {
   f["SwiGLU"] = MakeSwiGlu;
   f["AddRMSNorm"] = MakeAddRmsNorm;
   f["Cast"] = MakeUnary([](float x) { return x; });
-  f["Reshape"] = MakeCopy;
-  f["Expand"] = MakeExpand;
+  f["Reshape"] = MakeMove(/*broadcast=*/false);
+  f["Expand"] = MakeMove(/*broadcast=*/true);
   f["Slice"] = MakeSlice;
   f["Concat"] = MakeConcat;
   f["Rope"] = MakeRope;

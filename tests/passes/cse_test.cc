@@ -129,27 +129,13 @@ TEST(Cse, MergesWhatWasDuplicatedInWholeModelsAndKeepsTheirLogits) {
     ASSERT_GT(added, 0);
     EXPECT_EQ(graph->num_nodes(), reference->num_nodes() + added);
     Cse pass;
-    auto changed = fixtures::RunAndVerify(pass, *graph);
-    ASSERT_TRUE(changed.ok()) << changed.status();
-    EXPECT_TRUE(*changed);
-    EXPECT_EQ(OpCounts(*graph), OpCounts(*reference)) << preset;
-    auto diff = fixtures::LogitDifference(*reference, *graph, c.vocab_size);
-    ASSERT_TRUE(diff.ok()) << diff.status();
-    EXPECT_EQ(*diff, 0.0) << preset;
+    fixtures::ExpectPassUndoes(pass, *reference, *graph, c.vocab_size, preset);
   }
 }
 
 // The model builder names each weight once and computes nothing twice, so on the real
 // pipeline the pass finds nothing to merge.
-TEST(Cse, FindsNothingInTheGraphsTheModelBuilderWrites) {
-  for (const std::string preset : {"tiny-v2-lite", "tiny-v2", "tiny-v3"}) {
-    auto graph = fixtures::GraphBeforePass(fixtures::PresetConfig(preset), "cse");
-    Cse pass;
-    auto changed = pass.Run(*graph);
-    ASSERT_TRUE(changed.ok());
-    EXPECT_FALSE(*changed) << preset;
-  }
-}
+TEST(Cse, FindsNothingInTheGraphsTheModelBuilderWrites) { fixtures::ExpectPassFindsNothingInBuilderGraphs("cse"); }
 
 }  // namespace
 }  // namespace dsrt::passes

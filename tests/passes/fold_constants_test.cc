@@ -129,26 +129,14 @@ TEST(FoldConstants, RemovesWhatWasInsertedIntoWholeModelsAndKeepsTheirLogits) {
     ASSERT_GT(linears, 0);
     EXPECT_EQ(graph->num_nodes(), reference->num_nodes() + 4 * linears);
     FoldConstants pass;
-    auto changed = fixtures::RunAndVerify(pass, *graph);
-    ASSERT_TRUE(changed.ok()) << changed.status();
-    EXPECT_TRUE(*changed);
-    EXPECT_EQ(OpCounts(*graph), OpCounts(*reference)) << preset;
-    auto diff = fixtures::LogitDifference(*reference, *graph, c.vocab_size);
-    ASSERT_TRUE(diff.ok()) << diff.status();
-    EXPECT_EQ(*diff, 0.0) << preset;
+    fixtures::ExpectPassUndoes(pass, *reference, *graph, c.vocab_size, preset);
   }
 }
 
 // Honest about what it does in practice: the model builder writes no identity and no
 // chain, so on the real pipeline the pass finds nothing.
 TEST(FoldConstants, FindsNothingInTheGraphsTheModelBuilderWrites) {
-  for (const std::string preset : {"tiny-v2-lite", "tiny-v2", "tiny-v3"}) {
-    auto graph = fixtures::GraphBeforePass(fixtures::PresetConfig(preset), "fold-constants");
-    FoldConstants pass;
-    auto changed = pass.Run(*graph);
-    ASSERT_TRUE(changed.ok());
-    EXPECT_FALSE(*changed) << preset;
-  }
+  fixtures::ExpectPassFindsNothingInBuilderGraphs("fold-constants");
 }
 
 }  // namespace

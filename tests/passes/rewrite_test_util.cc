@@ -50,4 +50,26 @@ absl::StatusOr<double> LogitDifference(const ir::Graph& a, const ir::Graph& b, i
   return MaxAbsDiff(logits_a, logits_b);
 }
 
+void ExpectPassUndoes(Pass& pass, const ir::Graph& reference, ir::Graph& graph, int64_t vocab,
+                      const std::string& what) {
+  auto changed = RunAndVerify(pass, graph);
+  ASSERT_TRUE(changed.ok()) << what << ": " << changed.status();
+  EXPECT_TRUE(*changed) << what;
+  EXPECT_EQ(OpCounts(graph), OpCounts(reference)) << what;
+  auto diff = LogitDifference(reference, graph, vocab);
+  ASSERT_TRUE(diff.ok()) << what << ": " << diff.status();
+  EXPECT_EQ(*diff, 0.0) << what;
+}
+
+void ExpectPassFindsNothingInBuilderGraphs(const std::string& name) {
+  for (const std::string preset : {"tiny-v2-lite", "tiny-v2", "tiny-v3"}) {
+    auto graph = GraphBeforePass(PresetConfig(preset), name);
+    auto pass = CreatePass(name);
+    ASSERT_TRUE(pass.ok()) << pass.status();
+    auto changed = (*pass)->Run(*graph);
+    ASSERT_TRUE(changed.ok()) << preset << ": " << changed.status();
+    EXPECT_FALSE(*changed) << preset;
+  }
+}
+
 }  // namespace dsrt::passes::fixtures

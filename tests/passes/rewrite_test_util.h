@@ -33,6 +33,15 @@ absl::StatusOr<bool> RunAndVerify(Pass& pass, ir::Graph& graph);
 // `a`'s Constants).
 absl::StatusOr<double> LogitDifference(const ir::Graph& a, const ir::Graph& b, int64_t vocab, uint64_t seed = 3);
 
+// `pass` run on `graph` (= `reference` with redundant work added) must change it back to
+// `reference`'s op counts with bit-identical logits.
+void ExpectPassUndoes(Pass& pass, const ir::Graph& reference, ir::Graph& graph, int64_t vocab,
+                      const std::string& what);
+
+// On the graphs the model builder writes (tiny-v2-lite, tiny-v2, tiny-v3, after the
+// passes before it), the pass named `name` finds nothing to do.
+void ExpectPassFindsNothingInBuilderGraphs(const std::string& name);
+
 }  // namespace dsrt::passes::fixtures
 
 #endif  // DSRT_TESTS_PASSES_REWRITE_TEST_UTIL_H_
