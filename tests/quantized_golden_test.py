@@ -13,7 +13,12 @@ another expert once the expert inputs move slightly: those positions set the min
 and max |dlogit| (tiny-v2 int8: every position >= 0.9991 but one at 0.914), while the
 median cosine shows how close the quantized matmuls are.
 
-usage: quantized_golden_test.py --dsrt BUILD/tools/dsrt/dsrt [--golden DIR] [--workdir DIR] [--group-size N]
+On the reference backend (the default) the figures are the quantizer's alone. On the
+oneDNN backend (--backend onednn) the int8/int4 linears also quantize their activations
+to int8 per group (VNNI dot products), which adds its own error: ONEDNN_BOUNDS.
+
+usage: quantized_golden_test.py --dsrt BUILD/tools/dsrt/dsrt [--backend reference|onednn] [--golden DIR]
+       [--workdir DIR] [--group-size N]
 """
 
 import argparse
@@ -42,6 +47,21 @@ BOUNDS = {
     ("tiny-v3", "int8"): (1.8, 0.99, 0.9995, 0.87, 0.80),
     ("tiny-v3", "int4"): (3.5, 0.85, 0.86, 0.55, 0.25),
 }
+# The oneDNN backend, measured the same way:
+#   tiny-v2       int8            1.4600   0.995768    0.999646   0.913820  100.0%
+#   tiny-v2       int4            3.5833   0.802795    0.824560   0.324311   20.8%
+#   tiny-v2-lite  int8            0.4250   0.999364    0.999888   0.993890  100.0%
+#   tiny-v2-lite  int4            1.0711   0.969325    0.968650   0.944981   33.3%
+#   tiny-v3       int8            1.3090   0.994277    0.999726   0.903368   90.0%
+#   tiny-v3       int4            2.8354   0.880712    0.897729   0.652607   37.5%
+ONEDNN_BOUNDS = {
+    ("tiny-v2", "int8"): (2.0, 0.99, 0.999, 0.85, 0.95),
+    ("tiny-v2", "int4"): (4.5, 0.75, 0.78, 0.20, 0.10),
+    ("tiny-v2-lite", "int8"): (0.6, 0.998, 0.9995, 0.985, 0.95),
+    ("tiny-v2-lite", "int4"): (1.5, 0.95, 0.95, 0.92, 0.25),
+    ("tiny-v3", "int8"): (1.8, 0.99, 0.999, 0.85, 0.80),
+    ("tiny-v3", "int4"): (3.5, 0.85, 0.86, 0.55, 0.25),
+}
 SCHEMES = ("int8", "int4")
 
 
@@ -52,7 +72,7 @@ def run(cmd):
     return proc.stdout
 
 
-def prompt_logits(dsrt, case_dir, work, weights, group_size, ids):
+def prompt_logits(dsrt, backend, case_dir, work, weights, group_size, ids):
     tag = f"{os.path.basename(case_dir)}.{weights}"
     engine = os.path.join(work, f"{tag}.engine")
     logits = os.path.join(work, f"{tag}.npy")
@@ -61,7 +81,7 @@ def prompt_logits(dsrt, case_dir, work, weights, group_size, ids):
         build += ["--weights", weights, "--quant-group-size", str(group_size)]
     run(build)
     run([dsrt, "run", engine, "--ids", ",".join(map(str, ids)), "--max-new-tokens", "1", "--greedy", "--json",
-         "--dump-logits", logits])
+         "--dump-logits", logits, "--backend", backend])
     return np.load(logits).astype(np.float64)
 
 
@@ -78,7 +98,9 @@ def main():
     parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--group-size", type=int, default=128)
+    parser.add_argument("--backend", default="reference", choices=("reference", "onednn"))
     args = parser.parse_args()
+    bounds = BOUNDS if args.backend == "reference" else ONEDNN_BOUNDS
     cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
                    if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
     if not cases:
@@ -87,17 +109,18 @@ def main():
     check = args.group_size == 128  # the bounds are for the default group size
     failures = []
     print(f"{'case':<14}{'weights':<9}{'max |dlogit|':>13}{'mean cos':>11}{'median cos':>12}{'min cos':>11}{'top-1':>8}"
-          f"   (vs the f32 engine, group size {args.group_size})")
+          f"   (vs the f32 engine, group size {args.group_size}, {args.backend} backend)")
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for case in cases:
             name = os.path.basename(case)
             ids = json.load(open(os.path.join(case, "input_ids.json")))
             try:
-                reference = prompt_logits(args.dsrt, case, work, "f32", args.group_size, ids)
+                reference = prompt_logits(args.dsrt, args.backend, case, work, "f32", args.group_size, ids)
                 for scheme in SCHEMES:
-                    got = figures(reference, prompt_logits(args.dsrt, case, work, scheme, args.group_size, ids))
+                    got = figures(reference,
+                                  prompt_logits(args.dsrt, args.backend, case, work, scheme, args.group_size, ids))
                     print(f"{name:<14}{scheme:<9}{got[0]:>13.4f}{got[1]:>11.6f}{got[2]:>12.6f}{got[3]:>11.6f}{got[4]:>8.1%}")
-                    bound = BOUNDS.get((name, scheme))
+                    bound = bounds.get((name, scheme))
                     if not check or bound is None:
                         continue
                     if got[0] > bound[0]:

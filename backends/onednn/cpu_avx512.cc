@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace dsrt::backends::onednn::avx512 {
 namespace {
@@ -131,6 +132,27 @@ void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t
 // unsigned (i8: w + 128, i4: w + 8) and the offset times the activations' group sum
 // is taken back once per group. `Tile` tokens share each weight load; a compile-time
 // count keeps their accumulators in registers.
+// The products of the row's and the tokens' group scales, [Tile][groups], and each
+// token's correction Σ_g scale_g · offset · sum_g, both vectorized over the groups.
+template <int Tile, bool Int4>
+void ScaleProducts(const QuantizedActivations& x, const float* row_scales, int64_t groups, int64_t m0, float* s,
+                   float* correction) {
+  const __m512 offset = _mm512_set1_ps(Int4 ? 8.0f : 128.0f);
+  for (int t = 0; t < Tile; ++t) {
+    const float* xs = x.scales + (m0 + t) * groups;
+    const int32_t* sums = x.sums + (m0 + t) * groups;
+    __m512 corr = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; g += 16) {
+      const __mmask16 m = Tail16(std::min<int64_t>(16, groups - g));
+      const __m512 product = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row_scales + g), _mm512_maskz_loadu_ps(m, xs + g));
+      _mm512_mask_storeu_ps(s + t * groups + g, m, product);
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, sums + g));
+      corr = _mm512_fmadd_ps(_mm512_mul_ps(product, offset), sum, corr);
+    }
+    correction[t] = _mm512_reduce_add_ps(corr);
+  }
+}
+
 template <int Tile, bool Int4>
 void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
                        int64_t group_size, int64_t r, int64_t m0, float* y, int64_t y_stride) {
@@ -138,12 +160,13 @@ void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const fl
   const uint8_t* wr = Int4 ? w + r * k / 2 : w + r * k;
   const int8_t* xs = Int4 ? x.values_even_odd : x.values;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 accf[Tile];
+  thread_local std::vector<float> scale_products;
+  scale_products.resize(Tile * groups);
+  float* s = scale_products.data();
   float correction[Tile];
-  for (int t = 0; t < Tile; ++t) {
-    accf[t] = _mm512_setzero_ps();
-    correction[t] = 0;
-  }
+  ScaleProducts<Tile, Int4>(x, w_scales + r * groups, groups, m0, s, correction);
+  __m512 accf[Tile];
+  for (int t = 0; t < Tile; ++t) accf[t] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m512i acc[Tile];
     for (int t = 0; t < Tile; ++t) acc[t] = _mm512_setzero_si512();
@@ -182,11 +205,8 @@ void QuantizedRowsTile(const QuantizedActivations& x, const uint8_t* w, const fl
         }
       }
     }
-    const float w_scale = w_scales[r * groups + g];
     for (int t = 0; t < Tile; ++t) {
-      const float s = w_scale * x.scales[(m0 + t) * groups + g];
-      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s), accf[t]);
-      correction[t] += s * static_cast<float>(Int4 ? 8 : 128) * static_cast<float>(x.sums[(m0 + t) * groups + g]);
+      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_set1_ps(s[t * groups + g]), accf[t]);
     }
   }
   for (int t = 0; t < Tile; ++t) y[(m0 + t) * y_stride + r] = _mm512_reduce_add_ps(accf[t]) - correction[t];

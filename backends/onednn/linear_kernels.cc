@@ -92,9 +92,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQLinear(const ir::Node& node, Compil
   DSRT_ASSIGN_OR_RETURN(int64_t group_size, node.attrs().GetInt("group_size"));
   DSRT_ASSIGN_OR_RETURN(ir::WeightView values, c.Weight(node, 1));
   DSRT_ASSIGN_OR_RETURN(ir::WeightView scales, c.Weight(node, 2));
-  DSRT_ASSIGN_OR_RETURN(QuantizedLinear linear, QuantizedLinear::Create(c.dnnl(), values, scales, group_size));
   c.Prefault(node, 1);
   c.Prefault(node, 2);
+  DSRT_ASSIGN_OR_RETURN(QuantizedLinear linear,
+                        QuantizedLinear::Create(c.dnnl(), values, scales, group_size, &c.arena()));
+  c.Unneeded(node, 1);
+  c.Unneeded(node, 2);
   return std::make_unique<QLinearKernel>(std::move(linear), c.IsLogits(node.output()), c.Index(node.input(0)),
                                          c.Index(node.output()));
 }

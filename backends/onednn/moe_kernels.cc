@@ -145,9 +145,13 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
   auto quantized = [&](int64_t i) -> absl::StatusOr<QuantizedLinear> {
     DSRT_ASSIGN_OR_RETURN(ir::WeightView values, c.Weight(node, static_cast<int>(3 + i)));
     DSRT_ASSIGN_OR_RETURN(ir::WeightView scales, c.Weight(node, static_cast<int>(3 + 3 * experts + i)));
-    c.Prefault(node, static_cast<int>(3 + i));
-    c.Prefault(node, static_cast<int>(3 + 3 * experts + i));
-    return QuantizedLinear::Create(c.dnnl(), values, scales, group_size);
+    const int value_input = static_cast<int>(3 + i), scale_input = static_cast<int>(3 + 3 * experts + i);
+    c.Prefault(node, value_input);
+    c.Prefault(node, scale_input);
+    auto linear = QuantizedLinear::Create(c.dnnl(), values, scales, group_size, &c.arena());
+    c.Unneeded(node, value_input);
+    c.Unneeded(node, scale_input);
+    return linear;
   };
   std::vector<std::unique_ptr<ExpertMlp>> mlps;
   for (int64_t e = 0; e < experts; ++e) {

@@ -1,10 +1,12 @@
 #include "backends/onednn/quantized_linear.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "backends/onednn/cpu.h"
 #include "backends/onednn/kernel.h"
+#include "ir/status_macros.h"
 
 namespace dsrt::backends::onednn {
 namespace {
@@ -14,8 +16,22 @@ constexpr int64_t kRowBlock = 256;
 
 }  // namespace
 
+namespace {
+
+// `bytes` copied into `arena`, or `data` itself without one.
+absl::StatusOr<const void*> Place(const void* data, int64_t bytes, WeightArena* arena) {
+  if (arena == nullptr) return data;
+  void* copy = arena->Allocate(bytes);
+  if (copy == nullptr) return absl::ResourceExhaustedError("out of memory copying a quantized weight");
+  std::memcpy(copy, data, bytes);
+  return copy;
+}
+
+}  // namespace
+
 absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::WeightView& values,
-                                                        const ir::WeightView& scales, int64_t group_size) {
+                                                        const ir::WeightView& scales, int64_t group_size,
+                                                        WeightArena* arena) {
   if (values.dtype != ir::DType::kI8 && values.dtype != ir::DType::kI4) {
     return absl::InvalidArgumentError("quantized values must be i8 or i4");
   }
@@ -24,11 +40,17 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::We
   }
   QuantizedLinear q;
   q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
-  q.values_ = values.data;
   q.int4_ = values.dtype == ir::DType::kI4;
-  q.scales_ = static_cast<const float*>(scales.data);
   q.n_ = values.shape[0];
   q.k_ = values.shape[1];
+  const int64_t value_bytes = q.int4_ ? (q.n_ * q.k_ + 1) / 2 : q.n_ * q.k_;
+  const int64_t scale_bytes = q.n_ * ((q.k_ + group_size - 1) / group_size) * static_cast<int64_t>(sizeof(float));
+  if (values.bytes < value_bytes || scales.bytes < scale_bytes) {
+    return absl::InvalidArgumentError("quantized weight holds fewer bytes than its shape needs");
+  }
+  DSRT_ASSIGN_OR_RETURN(q.values_, Place(values.data, value_bytes, arena));
+  DSRT_ASSIGN_OR_RETURN(const void* placed_scales, Place(scales.data, scale_bytes, arena));
+  q.scales_ = static_cast<const float*>(placed_scales);
   q.group_size_ = group_size;
   // int4's even/odd nibble order pairs 128 columns, so its groups must not split one.
   q.vnni_ok_ = q.k_ % 64 == 0 && group_size % (q.int4_ ? 128 : 64) == 0;
