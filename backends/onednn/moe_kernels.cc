@@ -35,24 +35,12 @@ class PackedExpert : public ExpertMlp {
 
 class QuantizedExpert : public ExpertMlp {
  public:
-  QuantizedExpert(QuantizedLinear gate, QuantizedLinear up, QuantizedLinear down)
-      : gate_(std::move(gate)), up_(std::move(up)), down_(std::move(down)) {}
-  void GateUp(const float* x, int64_t m, float* gate_up) override {
-    const int64_t inter = gate_.n();
-    half_.resize(m * inter);
-    gate_.Run(x, m, half_.data());
-    Interleave(half_.data(), m, inter, gate_up, 0);
-    up_.Run(x, m, half_.data());
-    Interleave(half_.data(), m, inter, gate_up, inter);
-  }
+  QuantizedExpert(QuantizedLinear gate_up, QuantizedLinear down) : gate_up_(std::move(gate_up)), down_(std::move(down)) {}
+  void GateUp(const float* x, int64_t m, float* gate_up) override { gate_up_.Run(x, m, gate_up); }
   void Down(const float* act, int64_t m, float* y) override { down_.Run(act, m, y); }
 
  private:
-  static void Interleave(const float* src, int64_t m, int64_t inter, float* gate_up, int64_t offset) {
-    for (int64_t i = 0; i < m; ++i) std::memcpy(gate_up + i * 2 * inter + offset, src + i * inter, inter * 4);
-  }
-  QuantizedLinear gate_, up_, down_;
-  std::vector<float> half_;
+  QuantizedLinear gate_up_, down_;
 };
 
 class MoeKernel : public Kernel {
@@ -142,23 +130,34 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedMoe(const ir::Node& node, Compi
 absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, CompileContext& c) {
   DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
   DSRT_ASSIGN_OR_RETURN(int64_t group_size, node.attrs().GetInt("group_size"));
-  auto quantized = [&](int64_t i) -> absl::StatusOr<QuantizedLinear> {
-    DSRT_ASSIGN_OR_RETURN(ir::WeightView values, c.Weight(node, static_cast<int>(3 + i)));
-    DSRT_ASSIGN_OR_RETURN(ir::WeightView scales, c.Weight(node, static_cast<int>(3 + 3 * experts + i)));
+  // Expert weight i (gate 0..E-1, up E..2E-1, down 2E..3E-1): its values and scales.
+  auto part = [&](int64_t i) -> absl::StatusOr<QuantizedLinear::Part> {
     const int value_input = static_cast<int>(3 + i), scale_input = static_cast<int>(3 + 3 * experts + i);
+    QuantizedLinear::Part p;
     c.Prefault(node, value_input);
     c.Prefault(node, scale_input);
-    auto linear = QuantizedLinear::Create(c.dnnl(), values, scales, group_size, &c.arena());
-    c.Unneeded(node, value_input);
-    c.Unneeded(node, scale_input);
-    return linear;
+    DSRT_ASSIGN_OR_RETURN(p.values, c.Weight(node, value_input));
+    DSRT_ASSIGN_OR_RETURN(p.scales, c.Weight(node, scale_input));
+    return p;
+  };
+  // Copied into the arena, the engine's pages of an expert can go.
+  auto release = [&](std::initializer_list<int64_t> weights) {
+    for (int64_t i : weights) {
+      c.Unneeded(node, static_cast<int>(3 + i));
+      c.Unneeded(node, static_cast<int>(3 + 3 * experts + i));
+    }
   };
   std::vector<std::unique_ptr<ExpertMlp>> mlps;
   for (int64_t e = 0; e < experts; ++e) {
-    DSRT_ASSIGN_OR_RETURN(QuantizedLinear gate, quantized(e));
-    DSRT_ASSIGN_OR_RETURN(QuantizedLinear up, quantized(experts + e));
-    DSRT_ASSIGN_OR_RETURN(QuantizedLinear down, quantized(2 * experts + e));
-    mlps.push_back(std::make_unique<QuantizedExpert>(std::move(gate), std::move(up), std::move(down)));
+    DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part gate, part(e));
+    DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part up, part(experts + e));
+    DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part down, part(2 * experts + e));
+    DSRT_ASSIGN_OR_RETURN(QuantizedLinear gate_up,
+                          QuantizedLinear::CreateStacked(c.dnnl(), {gate, up}, group_size, &c.arena()));
+    DSRT_ASSIGN_OR_RETURN(QuantizedLinear down_proj,
+                          QuantizedLinear::CreateStacked(c.dnnl(), {down}, group_size, &c.arena()));
+    release({e, experts + e, 2 * experts + e});
+    mlps.push_back(std::make_unique<QuantizedExpert>(std::move(gate_up), std::move(down_proj)));
   }
   const int64_t inter = node.input(3)->type().dims[0].size;
   return std::make_unique<MoeKernel>(std::move(mlps), inter, c.Index(node.input(0)), c.Index(node.input(1)),

@@ -14,17 +14,22 @@ namespace {
 // Rows dequantized per oneDNN call on the many-token path.
 constexpr int64_t kRowBlock = 256;
 
-}  // namespace
-
-namespace {
-
-// `bytes` copied into `arena`, or `data` itself without one.
-absl::StatusOr<const void*> Place(const void* data, int64_t bytes, WeightArena* arena) {
-  if (arena == nullptr) return data;
-  void* copy = arena->Allocate(bytes);
+// The bytes of `parts` one after another: copied into `arena`, or the one part itself
+// in place when there is no arena.
+absl::StatusOr<const void*> Place(const std::vector<std::pair<const void*, int64_t>>& parts, WeightArena* arena) {
+  if (arena == nullptr) {
+    if (parts.size() != 1) return absl::InvalidArgumentError("stacking quantized weights needs an arena");
+    return parts[0].first;
+  }
+  int64_t total = 0;
+  for (const auto& part : parts) total += part.second;
+  auto* copy = static_cast<uint8_t*>(arena->Allocate(total));
   if (copy == nullptr) return absl::ResourceExhaustedError("out of memory copying a quantized weight");
-  std::memcpy(copy, data, bytes);
-  return copy;
+  for (const auto& [data, bytes] : parts) {
+    std::memcpy(copy, data, bytes);
+    copy += bytes;
+  }
+  return static_cast<const void*>(copy - total);
 }
 
 }  // namespace
@@ -32,24 +37,37 @@ absl::StatusOr<const void*> Place(const void* data, int64_t bytes, WeightArena* 
 absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::WeightView& values,
                                                         const ir::WeightView& scales, int64_t group_size,
                                                         WeightArena* arena) {
-  if (values.dtype != ir::DType::kI8 && values.dtype != ir::DType::kI4) {
-    return absl::InvalidArgumentError("quantized values must be i8 or i4");
-  }
-  if (scales.dtype != ir::DType::kF32 || values.shape.size() != 2 || group_size < 1) {
-    return absl::InvalidArgumentError("quantized weights need 2-D values and f32 scales");
-  }
+  return CreateStacked(dnnl, {{values, scales}}, group_size, arena);
+}
+
+absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const std::vector<Part>& parts,
+                                                               int64_t group_size, WeightArena* arena) {
+  if (parts.empty() || group_size < 1) return absl::InvalidArgumentError("no quantized weight to stack");
   QuantizedLinear q;
-  q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
-  q.int4_ = values.dtype == ir::DType::kI4;
-  q.n_ = values.shape[0];
-  q.k_ = values.shape[1];
-  const int64_t value_bytes = q.int4_ ? (q.n_ * q.k_ + 1) / 2 : q.n_ * q.k_;
-  const int64_t scale_bytes = q.n_ * ((q.k_ + group_size - 1) / group_size) * static_cast<int64_t>(sizeof(float));
-  if (values.bytes < value_bytes || scales.bytes < scale_bytes) {
-    return absl::InvalidArgumentError("quantized weight holds fewer bytes than its shape needs");
+  q.int4_ = parts[0].values.dtype == ir::DType::kI4;
+  q.k_ = parts[0].values.shape.size() == 2 ? parts[0].values.shape[1] : 0;
+  std::vector<std::pair<const void*, int64_t>> value_parts, scale_parts;
+  for (const auto& [values, scales] : parts) {
+    if (values.dtype != ir::DType::kI8 && values.dtype != ir::DType::kI4) {
+      return absl::InvalidArgumentError("quantized values must be i8 or i4");
+    }
+    if (scales.dtype != ir::DType::kF32 || values.shape.size() != 2 || values.shape[1] != q.k_ ||
+        (values.dtype == ir::DType::kI4) != q.int4_ || (q.int4_ && q.k_ % 2 != 0 && parts.size() > 1)) {
+      return absl::InvalidArgumentError("quantized weights need 2-D values of one width and dtype, f32 scales");
+    }
+    const int64_t rows = values.shape[0];
+    const int64_t value_bytes = q.int4_ ? (rows * q.k_ + 1) / 2 : rows * q.k_;
+    const int64_t scale_bytes = rows * ((q.k_ + group_size - 1) / group_size) * static_cast<int64_t>(sizeof(float));
+    if (values.bytes < value_bytes || scales.bytes < scale_bytes) {
+      return absl::InvalidArgumentError("quantized weight holds fewer bytes than its shape needs");
+    }
+    value_parts.push_back({values.data, value_bytes});
+    scale_parts.push_back({scales.data, scale_bytes});
+    q.n_ += rows;
   }
-  DSRT_ASSIGN_OR_RETURN(q.values_, Place(values.data, value_bytes, arena));
-  DSRT_ASSIGN_OR_RETURN(const void* placed_scales, Place(scales.data, scale_bytes, arena));
+  q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
+  DSRT_ASSIGN_OR_RETURN(q.values_, Place(value_parts, arena));
+  DSRT_ASSIGN_OR_RETURN(const void* placed_scales, Place(scale_parts, arena));
   q.scales_ = static_cast<const float*>(placed_scales);
   q.group_size_ = group_size;
   // int4's even/odd nibble order pairs 128 columns, so its groups must not split one.

@@ -23,6 +23,13 @@ class QuantizedLinear {
  public:
   static absl::StatusOr<QuantizedLinear> Create(Dnnl& dnnl, const ir::WeightView& values, const ir::WeightView& scales,
                                                 int64_t group_size, WeightArena* arena = nullptr);
+  // Weights of one width stacked by rows into one (an expert's gate and up: one call,
+  // one pass over the activations). Needs an arena.
+  struct Part {
+    ir::WeightView values, scales;
+  };
+  static absl::StatusOr<QuantizedLinear> CreateStacked(Dnnl& dnnl, const std::vector<Part>& parts, int64_t group_size,
+                                                       WeightArena* arena);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   void Run(const float* x, int64_t m, float* y);
