@@ -165,6 +165,12 @@ class Suite:
         self.expect_error("prompt longer than --max-seq-len", ["run", short, "--ids", ",".join(["5"] * 12)],
                           "max sequence length 8")
 
+        self.expect_error("bench longer than --max-seq-len",
+                          ["bench", short, "--input-len", "6", "--output-len", "4"], "max sequence length 8")
+        self.expect_error("unknown backend", ["run", self.engine, "--ids", "1", "--backend", "gpu"], "gpu")
+        self.expect_error("--quantize-lm-head without int weights",
+                          self.build_args(self.base) + ["--quantize-lm-head"], "--quantize-lm-head")
+
         self.expect_error("unknown pass", self.build_args(self.base) + ["--disable-pass", "no-such-pass"], "no-such-pass")
         self.expect_error("unknown preset", ["synth", "--preset", "gpt5", "--output", os.path.join(self.work, "g")], "gpt5")
         self.expect_error("inspect of a missing engine", ["inspect", os.path.join(self.work, "none.engine")], "none.engine")
