@@ -26,10 +26,10 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, c
 
 std::vector<std::string> BackendNames() { return {"onednn", "reference"}; }
 
-absl::Status SelectRows(const std::vector<float>& all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
+absl::Status SelectRows(const float* all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
                         std::vector<float>* out, int64_t* out_rows) {
   if (wanted.empty()) {
-    *out = all;
+    out->assign(all, all + rows * width);
     *out_rows = rows;
     return absl::OkStatus();
   }
@@ -38,9 +38,24 @@ absl::Status SelectRows(const std::vector<float>& all, int64_t rows, int64_t wid
     if (wanted[i] < 0 || wanted[i] >= rows) {
       return absl::OutOfRangeError(absl::StrCat("logit row ", wanted[i], " outside the step's ", rows, " tokens"));
     }
-    std::copy_n(all.data() + wanted[i] * width, width, out->data() + i * width);
+    std::copy_n(all + wanted[i] * width, width, out->data() + i * width);
   }
   *out_rows = static_cast<int64_t>(wanted.size());
+  return absl::OkStatus();
+}
+
+absl::Status CheckWeightView(const ir::Value& value, const ir::WeightView& view) {
+  std::vector<int64_t> dims;
+  for (const ir::Dim& d : value.type().dims) dims.push_back(d.size);
+  if (dims != view.shape || value.type().dtype != view.dtype) {
+    return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' is stored as ",
+                                                   ir::DTypeName(view.dtype), " of another shape than the graph's ",
+                                                   value.type().ToString()));
+  }
+  if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
+    return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' holds ", view.bytes, " bytes, ",
+                                                   value.type().ToString(), " needs more"));
+  }
   return absl::OkStatus();
 }
 

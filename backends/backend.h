@@ -69,8 +69,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, c
 std::vector<std::string> BackendNames();
 
 // The rows `wanted` of a [rows, width] matrix (all of them when `wanted` is empty).
-absl::Status SelectRows(const std::vector<float>& all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
+absl::Status SelectRows(const float* all, int64_t rows, int64_t width, const std::vector<int32_t>& wanted,
                         std::vector<float>* out, int64_t* out_rows);
+
+// That the bytes of weight `value` hold what the graph says it is: dtype, shape, length.
+absl::Status CheckWeightView(const ir::Value& value, const ir::WeightView& view);
 
 // The first op of `graph` that `backend` lacks, as an error; OK when it has all.
 absl::Status CheckSupported(const Backend& backend, const ir::Graph& graph);

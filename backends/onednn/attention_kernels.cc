@@ -85,16 +85,15 @@ class MlaKernel : public Kernel {
   MlaKernel(Config c, Dnnl& dnnl) : c_(std::move(c)), matmuls_(dnnl) {}
 
   // W_UK [h, nope, rank] and W_UV viewed as [h, rank, v], each head's slice of kv_b_proj,
-  // packed once for oneDNN: the two per-head GEMMs then read blocked weights.
-  bool packed() const { return static_cast<bool>(w_uk_); }
-
+  // packed once for oneDNN in the cache's dtype: the two per-head GEMMs then read
+  // blocked weights of the same type as the latents they meet.
   absl::Status PackHeads(Dnnl& dnnl, WeightArena& arena) {
-    if (c_.kv_b.dtype != c_.cache_dtype) return absl::OkStatus();  // the per-token path reads kv_b as it is
-    const int64_t h = c_.heads, r = c_.rank, rows = head_rows() * r;
+    const int64_t h = c_.heads, r = c_.rank, rows = (c_.nope + c_.v) * r;
+    const auto* w_uv = static_cast<const uint8_t*>(c_.kv_b.data) + ir::DTypeBytes(c_.kv_b.dtype, c_.nope * r);
     DSRT_ASSIGN_OR_RETURN(w_uk_, PackStrided(dnnl, arena, {{h, c_.nope, r}, {rows, r, 1}, c_.kv_b.dtype}, c_.kv_b.data,
-                                             1, c_.cache_dtype));
-    DSRT_ASSIGN_OR_RETURN(w_uv_, PackStrided(dnnl, arena, {{h, r, c_.v}, {rows, 1, r}, c_.kv_b.dtype},
-                                             WeightUv(0).data, 1, ir::DType::kF32));
+                                             c_.cache_dtype, 1, c_.cache_dtype));
+    DSRT_ASSIGN_OR_RETURN(w_uv_, PackStrided(dnnl, arena, {{h, r, c_.v}, {rows, 1, r}, c_.kv_b.dtype}, w_uv,
+                                             c_.cache_dtype, 1, ir::DType::kF32));
     return absl::OkStatus();
   }
 
@@ -104,10 +103,6 @@ class MlaKernel : public Kernel {
     const float* q_pe = RotatedQueryRope(ctx);
     AppendToCache(ctx);
     for (const TokenRun& run : SplitRuns(ctx.step())) {
-      if (c_.kv_b.dtype != cache_dtype) {
-        for (int64_t t = run.first_token; t < run.first_token + run.count; ++t) DecodeToken(ctx, q_pe, t);
-        continue;
-      }
       for (int64_t i = 0; i < run.count; i += kChunk) {
         GemmChunk(ctx, q_pe, run.first_token + i, std::min(kChunk, run.count - i));
       }
@@ -120,12 +115,6 @@ class MlaKernel : public Kernel {
   static constexpr int64_t kChunk = 256;
   static constexpr int64_t kLengthStep = 64;
 
-  int64_t head_rows() const { return c_.nope + c_.v; }
-  RowRef WeightUk(int64_t h) const {
-    return RowRef{c_.kv_b.data, c_.kv_b.dtype}.At(h * head_rows() * c_.rank);
-  }
-  RowRef WeightUv(int64_t h) const { return WeightUk(h).At(c_.nope * c_.rank); }
-
   const float* RotatedQueryRope(StepContext& ctx) {
     if (c_.rope_inv_freq.empty()) return ctx.F(c_.q_pe);
     q_pe_rotated_.resize(ctx.Elements(c_.q_pe));
@@ -134,20 +123,7 @@ class MlaKernel : public Kernel {
   }
 
   void Rotate(const float* x, const int32_t* positions, int64_t tokens, int64_t rows_per_token, float* out) const {
-    const int64_t half = c_.rope / 2;
-    for (int64_t t = 0; t < tokens; ++t) {
-      for (int64_t i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(positions[t]) * c_.rope_inv_freq[i];
-        const float cos = static_cast<float>(std::cos(angle) * c_.rope_scale);
-        const float sin = static_cast<float>(std::sin(angle) * c_.rope_scale);
-        for (int64_t r = 0; r < rows_per_token; ++r) {
-          const int64_t base = (t * rows_per_token + r) * c_.rope;
-          const float x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
-          out[base + 2 * i] = x0 * cos - x1 * sin;
-          out[base + 2 * i + 1] = x0 * sin + x1 * cos;
-        }
-      }
-    }
+    RotateInterleaved(x, positions, tokens, rows_per_token, c_.rope_inv_freq, c_.rope_scale, out);
   }
 
   void AppendToCache(StepContext& ctx) {
@@ -177,34 +153,6 @@ class MlaKernel : public Kernel {
       std::memcpy(gathered_.data() + j * row_bytes, ctx.cache().Row(slot, sequence, j), row_bytes);
     }
     return {gathered_.data(), c_.cache_dtype};
-  }
-
-  void DecodeToken(StepContext& ctx, const float* q_pe, int64_t t) {
-    const int64_t length = ctx.step().positions[t] + 1, width = c_.rank + c_.rope;
-    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[t], length, length);
-    const float* q_nope = ctx.F(c_.q_nope);
-    float* out = ctx.F(c_.out);
-    ParallelFor(c_.heads, length * width * 3, [&](int64_t begin, int64_t end) {
-      thread_local std::vector<float> q_latent, scores, o_latent;
-      q_latent.assign(c_.rank, 0.0f);
-      scores.resize(length);
-      o_latent.resize(c_.rank);
-      for (int64_t h = begin; h < end; ++h) {
-        const float* qn = q_nope + (t * c_.heads + h) * c_.nope;
-        const float* qp = q_pe + (t * c_.heads + h) * c_.rope;
-        std::fill(q_latent.begin(), q_latent.end(), 0.0f);
-        for (int64_t d = 0; d < c_.nope; ++d) AddScaled(qn[d], WeightUk(h).At(d * c_.rank), q_latent.data(), c_.rank);
-        for (int64_t j = 0; j < length; ++j) {
-          const RowRef row = rows.At(j * width);
-          scores[j] = (Dot(q_latent.data(), row, c_.rank) + Dot(qp, row.At(c_.rank), c_.rope)) * c_.scale;
-        }
-        Softmax(scores.data(), length);
-        std::fill(o_latent.begin(), o_latent.end(), 0.0f);
-        for (int64_t j = 0; j < length; ++j) AddScaled(scores[j], rows.At(j * width), o_latent.data(), c_.rank);
-        float* oh = out + (t * c_.heads + h) * c_.v;
-        for (int64_t e = 0; e < c_.v; ++e) oh[e] = Dot(o_latent.data(), WeightUv(h).At(e * c_.rank), c_.rank);
-      }
-    });
   }
 
   // n tokens at positions p0 .. p0+n-1 of one sequence, as four oneDNN matmuls:
@@ -304,7 +252,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeMla(const ir::Node& node, CompileCon
   k.out = c.Index(node.output());
   auto kernel = std::make_unique<MlaKernel>(std::move(k), c.dnnl());
   DSRT_RETURN_IF_ERROR(kernel->PackHeads(c.dnnl(), c.arena()));
-  if (kernel->packed()) c.Unneeded(node, 4);
+  c.Unneeded(node, 4);  // read only while packing
   return kernel;
 }
 

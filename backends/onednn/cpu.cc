@@ -63,6 +63,29 @@ const CpuFeatures& Cpu() {
 void ForcePlainKernels(bool plain) { force_plain = plain; }
 bool UsingAvx512() { return Vector(); }
 
+void RotateInterleaved(const float* x, const int32_t* positions, int64_t tokens, int64_t rows_per_token,
+                       const std::vector<float>& inv_freq, double scale, float* out) {
+  const int64_t half = static_cast<int64_t>(inv_freq.size());
+  thread_local std::vector<float> cos, sin;
+  cos.resize(half);
+  sin.resize(half);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(positions[t]) * inv_freq[i];
+      cos[i] = static_cast<float>(std::cos(angle) * scale);
+      sin[i] = static_cast<float>(std::sin(angle) * scale);
+    }
+    for (int64_t r = 0; r < rows_per_token; ++r) {
+      const int64_t base = (t * rows_per_token + r) * 2 * half;
+      for (int64_t i = 0; i < half; ++i) {
+        const float x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
+        out[base + 2 * i] = x0 * cos[i] - x1 * sin[i];
+        out[base + 2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+      }
+    }
+  }
+}
+
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
   if (Vector()) return avx512::F32ToBf16(src, dst, n);
   for (int64_t i = 0; i < n; ++i) dst[i] = ir::F32ToBF16(src[i]);

@@ -6,6 +6,7 @@
 // choice is made once, at run time, from CPUID.
 
 #include <cstdint>
+#include <vector>
 
 namespace dsrt::backends::onednn {
 
@@ -18,6 +19,12 @@ const CpuFeatures& Cpu();
 // Turns the vector kernels off (tests compare both paths; DSRT_NO_AVX512=1 does it too).
 void ForcePlainKernels(bool plain);
 bool UsingAvx512();
+
+// Interleaved rotary embedding of `rows_per_token` rows of 2 × inv_freq.size() values a
+// token: (x[2i], x[2i+1]) rotate by positions[t] · inv_freq[i], cos and sin times `scale`,
+// the angle in f32 as Hugging Face and DeepSeek's reference compute it.
+void RotateInterleaved(const float* x, const int32_t* positions, int64_t tokens, int64_t rows_per_token,
+                       const std::vector<float>& inv_freq, double scale, float* out);
 
 // dst[i] = bf16(src[i]), round to nearest even.
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n);

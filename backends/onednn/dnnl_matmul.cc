@@ -125,16 +125,16 @@ memory::desc MatrixView::desc() const {
 }
 
 absl::StatusOr<memory> PackStrided(Dnnl& dnnl, WeightArena& arena, const MatrixView& view, const void* data,
-                                   int64_t src_rows, ir::DType dst_dtype) {
+                                   ir::DType packed_dtype, int64_t src_rows, ir::DType dst_dtype) {
   try {
     const memory::dims dims(view.dims.begin(), view.dims.end());
     memory::dims src_dims = dims, dst_dims = dims;
     src_dims[src_dims.size() - 1] = view.dims[view.dims.size() - 2];
     src_dims[src_dims.size() - 2] = src_rows;
     dst_dims[dst_dims.size() - 2] = src_rows;
-    const memory::desc any(dims, ToDnnl(view.dtype), memory::format_tag::any);
+    const memory::desc any(dims, ToDnnl(packed_dtype), memory::format_tag::any);
     const auto plain_tag = dims.size() == 3 ? memory::format_tag::abc : memory::format_tag::ab;
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(memory::desc(src_dims, ToDnnl(view.dtype), plain_tag), any,
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(memory::desc(src_dims, ToDnnl(packed_dtype), plain_tag), any,
                                                        memory::desc(dst_dims, ToDnnl(dst_dtype), plain_tag)),
                                     dnnl.engine);
     void* packed = arena.Allocate(pd.weights_desc().get_size());

@@ -88,9 +88,10 @@ struct MatrixView {
 };
 
 // A (batched) weights operand reordered once from a strided view into oneDNN's
-// blocked layout, e.g. every head's slice of kv_b_proj.
+// blocked layout in `packed_dtype` (converting if the view's differs), e.g. every
+// head's slice of kv_b_proj, for matmuls with `src_rows` rows and a `dst_dtype` result.
 absl::StatusOr<dnnl::memory> PackStrided(Dnnl& dnnl, WeightArena& arena, const MatrixView& view, const void* data,
-                                         int64_t src_rows, ir::DType dst_dtype);
+                                         ir::DType packed_dtype, int64_t src_rows, ir::DType dst_dtype);
 
 // dst = src · weights over MatrixViews (batched: weights of batch 1 broadcast),
 // primitives cached by shape and strides.

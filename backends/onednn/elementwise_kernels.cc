@@ -353,30 +353,8 @@ class RopeKernel : public Kernel {
   absl::Status Run(StepContext& ctx) override {
     const int64_t tokens = ctx.tokens(), dim = 2 * inv_freq_.size();
     const int64_t rows_per_token = ctx.Elements(x_) / (tokens * dim);
-    RotateRows(ctx.F(x_), ctx.I(positions_), tokens, rows_per_token, inv_freq_, scale_, ctx.F(out_));
+    RotateInterleaved(ctx.F(x_), ctx.I(positions_), tokens, rows_per_token, inv_freq_, scale_, ctx.F(out_));
     return absl::OkStatus();
-  }
-
-  // Interleaved rotary embedding, angles in f32 as Hugging Face computes them.
-  static void RotateRows(const float* x, const int32_t* positions, int64_t tokens, int64_t rows_per_token,
-                         const std::vector<float>& inv_freq, double scale, float* out) {
-    const int64_t half = inv_freq.size();
-    std::vector<float> cos(half), sin(half);
-    for (int64_t t = 0; t < tokens; ++t) {
-      for (int64_t i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(positions[t]) * inv_freq[i];
-        cos[i] = static_cast<float>(std::cos(angle) * scale);
-        sin[i] = static_cast<float>(std::sin(angle) * scale);
-      }
-      for (int64_t r = 0; r < rows_per_token; ++r) {
-        const int64_t base = (t * rows_per_token + r) * 2 * half;
-        for (int64_t i = 0; i < half; ++i) {
-          const float x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
-          out[base + 2 * i] = x0 * cos[i] - x1 * sin[i];
-          out[base + 2 * i + 1] = x0 * sin[i] + x1 * cos[i];
-        }
-      }
-    }
   }
 
  private:

@@ -143,7 +143,11 @@ int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 class OneDnnExecutable : public Executable {
  public:
-  OneDnnExecutable() : profile_(std::getenv("DSRT_PROFILE") != nullptr) {}
+  OneDnnExecutable() {
+    const char* level = std::getenv("DSRT_PROFILE");
+    profile_ = level != nullptr;
+    profile_by_shape_ = profile_ && std::string(level) == "2";
+  }
   ~OneDnnExecutable() override {
     if (profile_) std::fprintf(stderr, "dsrt profile: arena %ld bytes per token\n", arena_bytes_per_token_);
     if (profile_) PrintProfile();
@@ -227,7 +231,7 @@ class OneDnnExecutable : public Executable {
         if (node->op() == "Constant") {
           DSRT_ASSIGN_OR_RETURN(std::string name, node->attrs().GetString("weight"));
           DSRT_ASSIGN_OR_RETURN(slot.weight, weights.Get(name));
-          DSRT_RETURN_IF_ERROR(CheckWeight(*value, slot.weight));
+          DSRT_RETURN_IF_ERROR(CheckWeightView(*value, slot.weight));
           slot.constant = true;
         } else if (use_plan) {
           slot.offset_per_token = offsets[i];
@@ -261,20 +265,6 @@ class OneDnnExecutable : public Executable {
       }
     }
     return true;
-  }
-
-  static absl::Status CheckWeight(const ir::Value& value, const ir::WeightView& view) {
-    std::vector<int64_t> dims;
-    for (const ir::Dim& d : value.type().dims) dims.push_back(d.size);
-    if (dims != view.shape || value.type().dtype != view.dtype) {
-      return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' is stored as ",
-                                                     ir::DTypeName(view.dtype), " of another shape than the graph's ",
-                                                     value.type().ToString()));
-    }
-    if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
-      return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' is truncated"));
-    }
-    return absl::OkStatus();
   }
 
   absl::Status BindParameters(const StepInput& step, StepContext& ctx) {
@@ -320,8 +310,7 @@ class OneDnnExecutable : public Executable {
       out->rows = step.logit_rows.empty() ? step.num_tokens() : static_cast<int64_t>(step.logit_rows.size());
       out->logits.assign(data, data + out->rows * out->vocab);
     } else {
-      DSRT_RETURN_IF_ERROR(SelectRows(std::vector<float>(data, data + ctx.Elements(logits)), step.num_tokens(),
-                                      out->vocab, step.logit_rows, &out->logits, &out->rows));
+      DSRT_RETURN_IF_ERROR(SelectRows(data, step.num_tokens(), out->vocab, step.logit_rows, &out->logits, &out->rows));
     }
     out->hidden.clear();
     if (graph_->outputs().size() > 1) {
@@ -334,7 +323,8 @@ class OneDnnExecutable : public Executable {
   // DSRT_PROFILE=1: seconds per op kind, split into one-token steps and longer ones,
   // printed to stderr when the executable goes.
   void Record(const ir::Node& node, int64_t tokens, std::chrono::steady_clock::duration elapsed) {
-    auto& entry = profile_by_op_[absl::StrCat(node.op(), std::getenv("DSRT_PROFILE")[0] == '2' ? node.output(0)->type().ToString() : "", tokens == 1 ? " (1 token)" : " (prefill)")];
+    const std::string shape = profile_by_shape_ ? node.output(0)->type().ToString() : "";
+    auto& entry = profile_by_op_[absl::StrCat(node.op(), shape, tokens == 1 ? " (1 token)" : " (prefill)")];
     entry.first += std::chrono::duration<double>(elapsed).count();
     ++entry.second;
   }
@@ -345,7 +335,8 @@ class OneDnnExecutable : public Executable {
     for (const auto& [op, entry] : rows) std::fprintf(stderr, "  %-28s %9.4f s %8ld\n", op.c_str(), entry.first, entry.second);
   }
 
-  bool profile_;
+  bool profile_ = false;
+  bool profile_by_shape_ = false;  // DSRT_PROFILE=2: one line per op and output shape
   absl::flat_hash_map<std::string, std::pair<double, int64_t>> profile_by_op_;
   Dnnl dnnl_;
   CompileContext::PackedWeights packed_;

@@ -10,19 +10,10 @@ namespace dsrt::backends::reference {
 namespace {
 
 absl::StatusOr<Tensor> WeightToTensor(const ir::Value& value, const ir::WeightView& view) {
+  DSRT_RETURN_IF_ERROR(CheckWeightView(value, view));
   const std::string& name = value.name();
-  std::vector<int64_t> dims;
-  for (const ir::Dim& d : value.type().dims) dims.push_back(d.size);
-  if (dims != view.shape || value.type().dtype != view.dtype) {
-    return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' is stored as ", ir::DTypeName(view.dtype),
-                                                   " of another shape than the graph's ", value.type().ToString()));
-  }
-  if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
-    return absl::InvalidArgumentError(absl::StrCat("weight '", name, "' holds ", view.bytes, " bytes, ",
-                                                   value.type().ToString(), " needs more"));
-  }
   Tensor t;
-  t.Allocate(view.dtype == ir::DType::kI32 ? ir::DType::kI32 : ir::DType::kF32, dims);
+  t.Allocate(view.dtype == ir::DType::kI32 ? ir::DType::kI32 : ir::DType::kF32, view.shape);
   t.dtype = view.dtype;
   const int64_t n = t.size();
   switch (view.dtype) {
@@ -100,7 +91,8 @@ class ReferenceExecutable : public Executable {
     }
     const Tensor& logits = values_[slot_of_[graph_->outputs()[0]]];
     out->vocab = logits.dims.back();
-    DSRT_RETURN_IF_ERROR(SelectRows(logits.f, logits.dims[0], out->vocab, step.logit_rows, &out->logits, &out->rows));
+    DSRT_RETURN_IF_ERROR(
+        SelectRows(logits.f.data(), logits.dims[0], out->vocab, step.logit_rows, &out->logits, &out->rows));
     out->hidden.clear();
     if (graph_->outputs().size() > 1) out->hidden = values_[slot_of_[graph_->outputs()[1]]].f;
     return absl::OkStatus();
