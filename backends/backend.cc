@@ -19,7 +19,7 @@ StepInput StepInput::ForSequence(const std::vector<int32_t>& ids, int32_t start,
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, const BackendOptions& options) {
-  if (name == "reference") return std::unique_ptr<Backend>(new reference::ReferenceBackend());
+  if (name == "reference") return std::unique_ptr<Backend>(new reference::ReferenceBackend(options));
   if (name == "onednn") return onednn::CreateOneDnnBackend(options);
   return absl::InvalidArgumentError(absl::StrCat("unknown backend '", name, "' (have: onednn, reference)"));
 }
@@ -55,6 +55,25 @@ absl::Status CheckWeightView(const ir::Value& value, const ir::WeightView& view)
   if (view.bytes < ir::DTypeBytes(view.dtype, ir::NumElements(dims))) {
     return absl::InvalidArgumentError(absl::StrCat("weight '", value.name(), "' holds ", view.bytes, " bytes, ",
                                                    value.type().ToString(), " needs more"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCollectives(const ir::Graph& graph, const Communicator* communicator) {
+  const int64_t world = graph.attrs().IntOr("world_size", 1);
+  const int64_t rank = graph.attrs().IntOr("rank", 0);
+  const int have_world = communicator == nullptr ? 1 : communicator->world_size();
+  const int have_rank = communicator == nullptr ? 0 : communicator->rank();
+  if (world != have_world || rank != have_rank) {
+    return absl::FailedPreconditionError(absl::StrCat("graph '", graph.name(), "' is rank ", rank, " of ", world,
+                                                      ", but this process is rank ", have_rank, " of ", have_world));
+  }
+  for (const auto& node : graph.nodes()) {
+    if (node->op() != "AllReduce" && node->op() != "AllGather") continue;
+    if (communicator == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(node->op(), " '", node->output()->name(), "' needs a communicator: run under mpirun"));
+    }
   }
   return absl::OkStatus();
 }

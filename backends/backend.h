@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "backends/communicator.h"
 #include "backends/kv_cache.h"
 #include "ir/graph.h"
 #include "ir/weights.h"
@@ -62,6 +63,9 @@ class Backend {
 
 struct BackendOptions {
   int threads = 0;  // 0: every core the process may use
+  // This rank's link to the others, for a partitioned graph's collectives; not owned,
+  // and it must outlive the executables. Null: a graph with collectives is refused.
+  Communicator* communicator = nullptr;
 };
 
 // "reference" (plain loops, the specification) or "onednn" (the fast one).
@@ -74,6 +78,10 @@ absl::Status SelectRows(const float* all, int64_t rows, int64_t width, const std
 
 // That the bytes of weight `value` hold what the graph says it is: dtype, shape, length.
 absl::Status CheckWeightView(const ir::Value& value, const ir::WeightView& view);
+
+// An error naming the first collective op of `graph` when there is no communicator
+// for it, or when the graph was partitioned for another rank or world size.
+absl::Status CheckCollectives(const ir::Graph& graph, const Communicator* communicator);
 
 // The first op of `graph` that `backend` lacks, as an error; OK when it has all.
 absl::Status CheckSupported(const Backend& backend, const ir::Graph& graph);

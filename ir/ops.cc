@@ -432,11 +432,28 @@ void RegisterLayerOps(OpRegistry& r) {
 }
 
 // FusedMoE's checks; `op` names the op in errors (QFusedMoE passes its values as weights).
+// An expert-parallel rank holds experts first_expert .. first_expert + num_experts - 1 of
+// the layer's routed_experts (both attrs optional, together); tokens routed elsewhere
+// are another rank's work.
+absl::Status CheckExpertRange(absl::string_view op, const AttrMap& attrs, int64_t experts, int64_t top_k) {
+  const int64_t first = attrs.IntOr("first_expert", 0);
+  const int64_t routed = attrs.IntOr("routed_experts", experts);
+  if (attrs.Has("first_expert") != attrs.Has("routed_experts")) {
+    return Invalid(op, "first_expert and routed_experts come together");
+  }
+  if (first < 0 || routed > kMaxDim || first + experts > routed) {
+    return Invalid(op, absl::StrCat("experts ", first, "..", first + experts - 1, " lie outside the layer's ",
+                                    routed, " routed experts"));
+  }
+  if (top_k < 1 || top_k > routed) return Invalid(op, "top_k outside [1, routed experts]");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Types> InferFusedMoe(absl::string_view op, const AttrMap& attrs, Inputs in) {
   DSRT_ASSIGN_OR_RETURN(int64_t experts, attrs.GetInt("num_experts"));
   DSRT_ASSIGN_OR_RETURN(int64_t top_k, attrs.GetInt("top_k"));
   if (experts < 1 || experts > kMaxDim) return Invalid(op, "num_experts must be positive");
-  if (top_k < 1 || top_k > experts) return Invalid(op, "top_k outside [1, num_experts]");
+  DSRT_RETURN_IF_ERROR(CheckExpertRange(op, attrs, experts, top_k));
   if (static_cast<int64_t>(in.size()) != 3 + 3 * experts) {
     return Invalid(op, absl::StrCat("takes x, topk_ids, topk_weights and 3 x ", experts,
                                     " expert weights, has ", in.size(), " inputs"));
@@ -517,7 +534,9 @@ void RegisterMoeOps(OpRegistry& r) {
                          "topk_weights[T,K] (f32), then gate_0..gate_{E-1} [I,H], up_0..up_{E-1} [I,H], "
                          "down_0..down_{E-1} [H,I]. Each expert runs down(silu(gate x) * up x) over just the "
                          "tokens routed to it; results are scaled by the token's routing weight and summed, in "
-                         "expert order, into f32[T,H]. Attrs num_experts (E), top_k (K).",
+                         "expert order, into f32[T,H]. Attrs num_experts (E), top_k (K); on an expert-parallel rank "
+                         "first_expert and routed_experts: its experts are ids first_expert.., and tokens routed "
+                         "to other ids add nothing here.",
               .min_inputs = 6,
               .max_inputs = -1,
               .required_attrs = {"num_experts", "top_k"},
@@ -599,7 +618,49 @@ void RegisterQuantizedOps(OpRegistry& r) {
 
 }  // namespace
 
+// Collectives: a partitioned graph's only link to the other ranks. Every rank runs the
+// same collectives in the same order.
+void RegisterCollectiveOps(OpRegistry& r) {
+  r.Register({.name = "AllReduce",
+              .summary = "The elementwise sum of x over every rank, on every rank; x is f32.",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                DSRT_RETURN_IF_ERROR(ExpectDType("AllReduce", in[0], DType::kF32, "x"));
+                return Types{in[0]};
+              }});
+  r.Register({.name = "AllGather",
+              .summary = "Every rank's x concatenated along the last axis, in rank order: rank r holds "
+                         "sizes[r] columns (attrs 'sizes', and 'rank', this graph's rank); x is f32.",
+              .min_inputs = 1,
+              .max_inputs = 1,
+              .required_attrs = {"sizes", "rank"},
+              .infer = [](const AttrMap& attrs, Inputs in) -> absl::StatusOr<Types> {
+                constexpr absl::string_view op = "AllGather";
+                DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, attrs.GetInts("sizes"));
+                DSRT_ASSIGN_OR_RETURN(int64_t rank, attrs.GetInt("rank"));
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, in[0], DType::kF32, "x"));
+                if (in[0].rank() < 1) return Invalid(op, "x must have an axis to gather along");
+                if (rank < 0 || rank >= static_cast<int64_t>(sizes.size())) {
+                  return Invalid(op, absl::StrCat("rank ", rank, " outside the ", sizes.size(), " ranks of 'sizes'"));
+                }
+                int64_t total = 0;
+                for (int64_t size : sizes) {
+                  if (size < 0 || size > kMaxDim) return Invalid(op, absl::StrCat("size ", size, " in 'sizes'"));
+                  total += size;
+                }
+                if (!(in[0].dims.back() == Dim::Static(sizes[rank]))) {
+                  return Invalid(op, absl::StrCat("x ", in[0].ToString(), " must end in rank ", rank, "'s ",
+                                                  sizes[rank], " columns"));
+                }
+                TensorType out = in[0];
+                out.dims.back() = Dim::Static(total);
+                return Types{out};
+              }});
+}
+
 void RegisterCoreOps(OpRegistry& registry) {
+  RegisterCollectiveOps(registry);
   RegisterSourceOps(registry);
   RegisterElementwiseOps(registry);
   RegisterShapeOps(registry);

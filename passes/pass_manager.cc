@@ -17,6 +17,7 @@
 #include "passes/fuse_elementwise.h"
 #include "passes/mla_absorb.h"
 #include "passes/moe_fuse.h"
+#include "passes/partition.h"
 #include "passes/plan_memory.h"
 #include "passes/quantize_weights.h"
 
@@ -82,6 +83,10 @@ absl::StatusOr<std::vector<PassRecord>> PassManager::Run(ir::Graph& graph) {
 absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const PipelineOptions& options) {
   if (name == "mla-absorb") return std::unique_ptr<Pass>(new MlaAbsorb());
   if (name == "moe-fuse") return std::unique_ptr<Pass>(new MoeFuse());
+  if (name == "partition") {
+    DSRT_RETURN_IF_ERROR(CheckPartitionOptions(options.partition));
+    return std::unique_ptr<Pass>(new Partition(options.partition));
+  }
   if (name == "quantize-weights") {
     const std::string scheme = QuantizesWeights(options) ? options.weights : "int8";
     DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(scheme, options.quant_group_size));
@@ -97,12 +102,13 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
 }
 
 std::vector<std::string> KnownPassNames() {
-  return {"mla-absorb", "moe-fuse", "quantize-weights", "fold-constants",
+  return {"mla-absorb", "moe-fuse", "partition", "quantize-weights", "fold-constants",
           "cse", "fuse-elementwise", "dce", "plan-memory"};
 }
 
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options) {
   std::vector<std::string> pipeline = {"mla-absorb", "moe-fuse"};
+  if (options.partition.world_size() > 1) pipeline.push_back("partition");
   if (QuantizesWeights(options)) pipeline.push_back("quantize-weights");
   // plan-memory last: any later rewrite would invalidate its plan.
   for (const char* name : {"fold-constants", "cse", "fuse-elementwise", "dce", "plan-memory"}) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "passes/partition.h"
 #include "passes/pass.h"
 
 namespace dsrt::passes {
@@ -49,6 +50,7 @@ struct PipelineOptions {
   std::string weights;          // "int8" or "int4" adds quantize-weights; anything else does not
   int64_t quant_group_size = 128;
   bool quantize_lm_head = false;  // with weights int8/int4: the (untied) LM head as well
+  PartitionOptions partition;      // a world above one adds the partition pass
 };
 
 // Every pass dsrt knows, by name (for pipelines and --disable-pass). quantize-weights
@@ -56,8 +58,9 @@ struct PipelineOptions {
 // integer scheme); an invalid group size is an error naming it.
 absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const PipelineOptions& options = {});
 std::vector<std::string> KnownPassNames();
-// The default optimization pipeline, in order: mla-absorb, moe-fuse, then
-// quantize-weights when `options.weights` is int8 or int4, then fold-constants, cse,
+// The default optimization pipeline, in order: mla-absorb, moe-fuse, partition when
+// the world has more than one rank (before quantization, so that each rank's slices
+// get their own groups), then quantize-weights when `options.weights` is int8 or int4, then fold-constants, cse,
 // fuse-elementwise, dce and plan-memory.
 std::vector<std::string> DefaultPipeline(const PipelineOptions& options = {});
 

@@ -10,6 +10,7 @@
 #include "ir/op_registry.h"
 #include "ir/status_macros.h"
 #include "passes/rewrite_util.h"
+#include "passes/weight_recipes.h"
 
 namespace dsrt::passes {
 namespace {
@@ -29,12 +30,12 @@ class Quantizer {
   Quantizer(ir::Graph& graph, std::string scheme, int64_t group_size)
       : graph_(graph), scheme_(std::move(scheme)), group_size_(group_size) {}
 
-  // Whether `weight` is a float [out, in] checkpoint Constant.
+  // Whether `weight` is a float [out, in] Constant: a checkpoint weight or a slice of one.
   static bool CanQuantize(const Value* weight) {
     const Node* constant = ProducerIf(weight, "Constant");
     const ir::TensorType& t = weight->type();
     return constant != nullptr && ir::IsFloat(t.dtype) && t.rank() == 2 && !t.dims[0].is_symbolic() &&
-           !t.dims[1].is_symbolic() && !constant->attrs().Has("derive");
+           !t.dims[1].is_symbolic() && constant->attrs().StringOr("derive", "slice") == "slice";
   }
 
   // The quantized form of `weight`, which CanQuantize.
@@ -43,7 +44,7 @@ class Quantizer {
     if (it != done_.end()) return it->second;
     Node* constant = weight->producer();
     const ir::TensorType& t = weight->type();
-    const std::string source = constant->attrs().StringOr("weight", "");
+    const std::string source = constant->attrs().StringOr("weight", "");  // named after, not read from
     const int64_t rows = t.dims[0].size, cols = t.dims[1].size;
     const int64_t groups = (cols + group_size_ - 1) / group_size_;
     const DType value_type = scheme_ == "int8" ? DType::kI8 : DType::kI4;
@@ -60,8 +61,14 @@ class Quantizer {
     ir::AttrMap attrs;
     attrs.Set("weight", absl::StrCat(source, ".", scheme_, "-g", group_size_, ".", part));
     attrs.Set("derive", std::string("quantize"));
-    attrs.Set("source", source);
-    attrs.Set("source_shape", std::vector<int64_t>{t.dims[0].size, t.dims[1].size});
+    if (IsDerivedWeight(*constant)) {  // a slice: quantize the same rows or columns of its source
+      attrs.Set("source", constant->attrs().StringOr("source", ""));
+      attrs.Set("source_shape", constant->attrs().GetInts("source_shape").value_or(std::vector<int64_t>{}));
+      CopySliceAttrs(*constant, attrs);
+    } else {
+      attrs.Set("source", source);
+      attrs.Set("source_shape", std::vector<int64_t>{t.dims[0].size, t.dims[1].size});
+    }
     attrs.Set("scheme", scheme_);
     attrs.Set("group_size", group_size_);
     attrs.Set("part", part);

@@ -12,6 +12,13 @@
 // plus the recipe's parameters. The attrs stay in the engine's graph and document where
 // the weight came from.
 //
+// Any recipe may start from a slice of its source instead of the whole matrix (the
+// partition pass gives each rank its rows or columns):
+//   slice_axis  0 (rows) or 1 (columns)
+//   slice_start, slice_size   the range along that axis
+//
+// "slice": the (sliced) source itself, stored in the Constant's dtype (f32 or bf16).
+//
 // "quantize": symmetric group-wise weight-only quantization of a [out, in] matrix.
 //   scheme      "int8" or "int4"
 //   group_size  g: each output row is cut into ceil(in / g) groups of g input columns
@@ -51,6 +58,11 @@ std::string DerivedWeightScheme(const ir::Node& constant);
 
 // Bytes of the derived weight (its Constant's type); -1 when the Constant is malformed.
 int64_t DerivedWeightBytes(const ir::Node& constant);
+
+// Attrs that make a recipe start from rows (axis 0) or columns (axis 1) start ..
+// start + size - 1 of its source; and the same attrs copied from another Constant.
+void AddSliceAttrs(int axis, int64_t start, int64_t size, ir::AttrMap& attrs);
+void CopySliceAttrs(const ir::Node& from, ir::AttrMap& attrs);
 
 // Computes the derived weight of `constant` into `dst` (exactly `dst_bytes` bytes),
 // loading its source through `load_f32`. Errors name the weight.

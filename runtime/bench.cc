@@ -186,6 +186,7 @@ absl::StatusOr<BenchResult> RunBench(const BenchOptions& o) {
   SessionOptions session_options;
   session_options.backend = o.backend;
   session_options.threads = o.threads;
+  session_options.communicator = o.communicator;
   session_options.max_sequences = static_cast<int>(o.batch);
   session_options.verify_weights = false;
   DSRT_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Open(o.engine_path, session_options));

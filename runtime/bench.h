@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "backends/communicator.h"
 #include "nlohmann/json.hpp"
 
 namespace dsrt::runtime {
@@ -20,6 +21,7 @@ struct BenchOptions {
   int64_t warmup = 1;        // untimed rounds first (primitives made, caches warm)
   uint64_t seed = 0;         // of the random prompts
   bool roofline = false;     // measure memory read bandwidth around the decode run
+  backends::Communicator* communicator = nullptr;  // a partitioned engine's ranks (see SessionOptions)
   std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
 };
 

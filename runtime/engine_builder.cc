@@ -12,6 +12,7 @@
 #include "models/checkpoint.h"
 #include "models/deepseek_builder.h"
 #include "passes/liveness.h"
+#include "passes/partition.h"
 #include "passes/pass_manager.h"
 #include "passes/quantize_weights.h"
 #include "passes/weight_recipes.h"
@@ -33,8 +34,11 @@ absl::Status CheckOptions(const EngineBuildOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--weights ", o.weights, ": must be ", ir::DTypeName(o.dtype),
                                                    " (the --dtype), int8 or int4"));
   }
-  if (o.tp != 1 || o.ep != 1) {
-    return absl::UnimplementedError("--tp/--ep above 1: the partition pass is not built yet");
+  DSRT_RETURN_IF_ERROR(passes::CheckPartitionOptions({.tp = o.tp, .ep = o.ep}));
+  const bool partitions = std::max(o.tp, o.ep) > 1;
+  if (partitions && std::find(o.disabled_passes.begin(), o.disabled_passes.end(), "partition") !=
+                        o.disabled_passes.end()) {
+    return absl::InvalidArgumentError("--disable-pass partition: an engine with --tp/--ep above 1 needs it");
   }
   if (o.max_batch < 1) return absl::InvalidArgumentError("--max-batch must be at least 1");
   if (o.max_seq_len < 0) return absl::InvalidArgumentError("--max-seq-len must be positive");
@@ -161,11 +165,16 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
   return proto;
 }
 
-absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, ir::Graph& graph) {
+int WorldSize(const EngineBuildOptions& o) { return std::max(o.tp, o.ep); }
+
+absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, int rank, ir::Graph& graph) {
   passes::PassManagerOptions pm_options;
   pm_options.dump_dir = o.dump_dir;
-  const passes::PipelineOptions pipeline_options{
-      .weights = o.weights, .quant_group_size = o.quant_group_size, .quantize_lm_head = o.quantize_lm_head};
+  if (!o.dump_dir.empty() && WorldSize(o) > 1) pm_options.dump_dir = absl::StrCat(o.dump_dir, "/rank", rank);
+  const passes::PipelineOptions pipeline_options{.weights = o.weights,
+                                                 .quant_group_size = o.quant_group_size,
+                                                 .quantize_lm_head = o.quantize_lm_head,
+                                                 .partition = {.tp = o.tp, .ep = o.ep, .rank = rank}};
   const std::vector<std::string> pipeline = passes::DefaultPipeline(pipeline_options);
   const std::vector<std::string> known = passes::KnownPassNames();
   for (const std::string& name : o.disabled_passes) {
@@ -182,11 +191,9 @@ absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOption
   return manager.Run(graph);
 }
 
-}  // namespace
-
 // The MTP module's graph, optimized like the main one, when the checkpoint carries
 // its layer (conversions often drop it); null otherwise.
-absl::StatusOr<std::unique_ptr<ir::Graph>> OptimizedMtpGraph(const EngineBuildOptions& o,
+absl::StatusOr<std::unique_ptr<ir::Graph>> OptimizedMtpGraph(const EngineBuildOptions& o, int rank,
                                                              const models::Checkpoint& checkpoint) {
   const models::DeepSeekConfig& config = checkpoint.config();
   if (config.num_nextn_predict_layers == 0) return nullptr;
@@ -197,9 +204,58 @@ absl::StatusOr<std::unique_ptr<ir::Graph>> OptimizedMtpGraph(const EngineBuildOp
     if (!checkpoint.Has(w.name)) return nullptr;
   }
   DSRT_RETURN_IF_ERROR(CheckWeightsPresent(checkpoint, weights));
-  DSRT_RETURN_IF_ERROR(Optimize(o, *mtp).status());  // dumps land beside the main graph's as mtp.NN.*
+  DSRT_RETURN_IF_ERROR(Optimize(o, rank, *mtp).status());  // dumps land beside the main graph's as mtp.NN.*
   return mtp;
 }
+
+// One rank's graphs, optimized, and the weights they read.
+struct RankBuild {
+  std::unique_ptr<ir::Graph> graph;
+  std::unique_ptr<ir::Graph> mtp;
+  std::vector<passes::PassRecord> records;
+  std::vector<ShapedName> weights;  // each name once
+};
+
+absl::StatusOr<RankBuild> BuildRank(const EngineBuildOptions& o, int rank, const models::Checkpoint& checkpoint) {
+  RankBuild build;
+  DSRT_ASSIGN_OR_RETURN(build.graph,
+                        models::BuildDeepSeekGraph(checkpoint.config(), models::GraphOptions{.activation = o.dtype}));
+  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(checkpoint, WeightsOf(*build.graph)));
+  DSRT_ASSIGN_OR_RETURN(build.records, Optimize(o, rank, *build.graph));
+  DSRT_ASSIGN_OR_RETURN(build.mtp, OptimizedMtpGraph(o, rank, checkpoint));
+  std::vector<ShapedName> all = WeightsOf(*build.graph);
+  if (build.mtp != nullptr) {
+    for (ShapedName& w : WeightsOf(*build.mtp)) all.push_back(std::move(w));
+  }
+  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(checkpoint, all));  // the sources of derived weights
+  absl::flat_hash_set<std::string> seen;
+  for (ShapedName& w : all) {
+    if (seen.insert(w.name).second) build.weights.push_back(std::move(w));
+  }
+  return build;
+}
+
+// The model's parameters: every checkpoint weight that some rank reads (all of it, for
+// a weight read in slices), counted once; quantization scales are not parameters.
+int64_t CountParameters(const std::vector<RankBuild>& ranks) {
+  absl::flat_hash_set<std::string> counted;
+  int64_t parameters = 0;
+  for (const RankBuild& rank : ranks) {
+    for (const ShapedName& w : rank.weights) {
+      if (w.constant->attrs().StringOr("part", "") == "scales") continue;
+      std::string name = w.name;
+      std::vector<int64_t> shape = w.shape;
+      if (passes::IsDerivedWeight(*w.constant)) {
+        name = w.constant->attrs().StringOr("source", name);
+        shape = passes::DerivedWeightSourceShape(*w.constant).value_or(shape);
+      }
+      if (counted.insert(name).second) parameters += ir::NumElements(shape);
+    }
+  }
+  return parameters;
+}
+
+}  // namespace
 
 absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& o) {
   DSRT_RETURN_IF_ERROR(CheckOptions(o));
@@ -208,41 +264,43 @@ absl::StatusOr<EngineBuildReport> BuildEngine(const EngineBuildOptions& o) {
   const int64_t max_seq_len =
       o.max_seq_len > 0 ? o.max_seq_len : std::min<int64_t>(config.max_position_embeddings, 4096);
 
-  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph,
-                        models::BuildDeepSeekGraph(config, models::GraphOptions{.activation = o.dtype}));
-  const std::vector<ShapedName> weights = WeightsOf(*graph);
-  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(*checkpoint, weights));
-  DSRT_ASSIGN_OR_RETURN(std::vector<passes::PassRecord> records, Optimize(o, *graph));
-
-  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> mtp, OptimizedMtpGraph(o, *checkpoint));
+  std::vector<RankBuild> builds;
+  for (int rank = 0; rank < WorldSize(o); ++rank) {
+    DSRT_ASSIGN_OR_RETURN(RankBuild build, BuildRank(o, rank, *checkpoint));
+    builds.push_back(std::move(build));
+  }
+  const ir::Graph& first = *builds[0].graph;
 
   EngineBuildReport report;
-  serialization::RankContents rank{graph.get(), mtp.get(), {}};
-  std::vector<ShapedName> to_write = WeightsOf(*graph);
-  if (mtp != nullptr) {
-    for (ShapedName& w : WeightsOf(*mtp)) to_write.push_back(std::move(w));
-  }
-  DSRT_RETURN_IF_ERROR(CheckWeightsPresent(*checkpoint, to_write));  // the sources of derived weights
-  absl::flat_hash_set<std::string> written;
-  for (const ShapedName& w : to_write) {
-    if (!written.insert(w.name).second) continue;
-    rank.weights.push_back(WeightWriter(*checkpoint, w));
-    // A quantized weight counts its values, not its scales.
-    if (w.constant->attrs().StringOr("part", "") != "scales") report.parameters += ir::NumElements(w.shape);
-    report.weight_bytes += rank.weights.back().bytes;
-  }
-  for (const passes::PassRecord& r : records) report.passes_run.push_back(r.name);
-  DSRT_ASSIGN_OR_RETURN(backends::CacheLayout cache, backends::CacheLayoutOf(*graph));
+  report.parameters = CountParameters(builds);
+  for (const passes::PassRecord& r : builds[0].records) report.passes_run.push_back(r.name);
+  DSRT_ASSIGN_OR_RETURN(backends::CacheLayout cache, backends::CacheLayoutOf(first));
   report.kv_cache_bytes_per_token = cache.bytes_per_token();
 
-  serialization::EngineProto metadata = Metadata(o, *checkpoint, max_seq_len, records);
+  serialization::EngineProto metadata = Metadata(o, *checkpoint, max_seq_len, builds[0].records);
+  for (int rank = 1; rank < WorldSize(o); ++rank) {
+    for (const passes::PassRecord& r : builds[rank].records) {
+      auto* record = metadata.add_pass_log();
+      record->set_name(r.name);
+      record->set_changed(r.changed);
+      record->set_millis(r.millis);
+      record->set_rank(rank);
+    }
+  }
   metadata.mutable_info()->set_parameters(report.parameters);
   metadata.mutable_info()->set_kv_cache_bytes_per_token(report.kv_cache_bytes_per_token);
-  DSRT_ASSIGN_OR_RETURN(int64_t arena, passes::PeakActivationBytes(*graph, {{ir::kTokensDim, o.max_batch}}));
+  DSRT_ASSIGN_OR_RETURN(int64_t arena, passes::PeakActivationBytes(first, {{ir::kTokensDim, o.max_batch}}));
   metadata.mutable_info()->set_activation_arena_bytes(arena);
 
   std::vector<serialization::RankContents> ranks;
-  ranks.push_back(std::move(rank));
+  for (const RankBuild& build : builds) {
+    serialization::RankContents rank{build.graph.get(), build.mtp.get(), {}};
+    for (const ShapedName& w : build.weights) {
+      rank.weights.push_back(WeightWriter(*checkpoint, w));
+      report.weight_bytes += rank.weights.back().bytes;
+    }
+    ranks.push_back(std::move(rank));
+  }
   auto progress = [&](int64_t done, int64_t total) {
     if (o.progress) o.progress("writing weights", done, total);
   };

@@ -7,13 +7,61 @@
 
 namespace dsrt::runtime {
 
+namespace {
+
+// What identifies an engine file across ranks: its layout and every weight's checksum.
+uint64_t Fingerprint(const serialization::EngineProto& proto) {
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a
+  auto mix = [&hash](uint64_t value) {
+    for (int i = 0; i < 8; ++i) {
+      hash ^= (value >> (8 * i)) & 0xff;
+      hash *= 1099511628211ull;
+    }
+  };
+  mix(proto.world_size());
+  for (const serialization::RankSection& rank : proto.ranks()) {
+    mix(rank.section_offset());
+    mix(rank.section_bytes());
+    for (const serialization::WeightEntry& w : rank.weights()) mix(w.crc32());
+  }
+  return hash;
+}
+
+// The engine's world must be the communicator's, and every rank must have opened the
+// same engine file; every rank returns the same error when not.
+absl::Status CheckWorld(const serialization::Engine& engine, backends::Communicator* communicator) {
+  const int world = communicator == nullptr ? 1 : communicator->world_size();
+  if (engine.world_size() != world) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        engine.path(), " was built for ", engine.world_size(), " ranks (--tp/--ep), but this run has ", world,
+        engine.world_size() > 1 ? absl::StrCat(": run it with mpirun -n ", engine.world_size()) : ""));
+  }
+  if (world == 1) return absl::OkStatus();
+  const uint64_t mine = Fingerprint(engine.proto());
+  uint64_t rank0 = mine;
+  DSRT_RETURN_IF_ERROR(communicator->Broadcast(&rank0, sizeof(rank0), 0));
+  float mismatches = rank0 == mine ? 0.0f : 1.0f;
+  DSRT_RETURN_IF_ERROR(communicator->AllReduceSum(&mismatches, 1));
+  if (mismatches == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the ranks opened different engine files (", static_cast<int>(mismatches), " differ from rank 0's); this is rank ",
+      communicator->rank(), " with ", engine.path()));
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine_path, const SessionOptions& options) {
   auto session = std::unique_ptr<Session>(new Session());
   const absl::Time start = absl::Now();
-  DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, options.rank));
+  const int rank = options.communicator != nullptr ? options.communicator->rank() : options.rank;
+  session->communicator_ = options.communicator;
+  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<serialization::Engine> metadata, serialization::Engine::Open(engine_path, -1));
+  DSRT_RETURN_IF_ERROR(CheckWorld(*metadata, options.communicator));
+  DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, rank));
   if (options.verify_weights) DSRT_RETURN_IF_ERROR(session->engine_->VerifyWeights());
   DSRT_ASSIGN_OR_RETURN(session->graph_, session->engine_->LoadGraph());
-  DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend, {.threads = options.threads}));
+  DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend, {.threads = options.threads,
+                                                                                     .communicator = options.communicator}));
   const absl::Time loaded = absl::Now();
   DSRT_ASSIGN_OR_RETURN(session->executable_,
                         session->backend_->Compile(*session->graph_, session->engine_->weights()));
@@ -24,6 +72,18 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine
   if (max_seq_len <= 0) return absl::DataLossError(absl::StrCat(engine_path, ": engine has no max sequence length"));
   session->cache_ = std::make_unique<backends::ContiguousKvCache>(std::move(layout), options.max_sequences, max_seq_len);
   return session;
+}
+
+absl::Status Session::ShareFromRankZero(void* data, int64_t bytes) {
+  if (communicator_ == nullptr || communicator_->world_size() == 1) return absl::OkStatus();
+  return communicator_->Broadcast(data, bytes, 0);
+}
+
+absl::Status Session::ShareTextFromRankZero(std::string* text) {
+  int64_t length = static_cast<int64_t>(text->size());
+  DSRT_RETURN_IF_ERROR(ShareFromRankZero(&length, sizeof(length)));
+  text->resize(length);
+  return ShareFromRankZero(text->data(), length);
 }
 
 absl::StatusOr<const text::Tokenizer*> Session::tokenizer() {
@@ -88,9 +148,13 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int3
   int64_t position = static_cast<int64_t>(prompt.size());
   const float* last = out.row(out.rows - 1);
   for (int64_t n = 0; n < options.max_new_tokens; ++n) {
-    const int32_t token = sampler.Sample(absl::MakeConstSpan(last, out.vocab));
+    // Rank 0 samples and decides whether to go on; every rank follows it.
+    int32_t decision[2] = {sampler.Sample(absl::MakeConstSpan(last, out.vocab)), 1};
+    if (session.rank() == 0 && on_token) decision[1] = on_token(decision[0]) ? 1 : 0;
+    DSRT_RETURN_IF_ERROR(session.ShareFromRankZero(decision, sizeof(decision)));
+    const int32_t token = decision[0];
     result.generated.push_back(token);
-    const bool go_on = on_token ? on_token(token) : true;
+    const bool go_on = decision[1] != 0;
     if (!go_on || (options.stop_at_eos && token == session.eos_token_id())) {
       result.finish_reason = "stop";
       break;

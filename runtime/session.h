@@ -17,7 +17,10 @@ namespace dsrt::runtime {
 struct SessionOptions {
   std::string backend = "onednn";
   int threads = 0;  // 0: every core the process may use
-  int rank = 0;
+  int rank = 0;  // taken from `communicator` when there is one
+  // This process's link to the other ranks of a partitioned engine (not owned; it must
+  // outlive the session). Null: one process, and the engine must be unpartitioned.
+  backends::Communicator* communicator = nullptr;
   int max_sequences = 1;
   // Recompute every weight's checksum at load (a bit flip in a weight is then an
   // error, not a wrong answer). Costs one read of the weights.
@@ -36,6 +39,12 @@ class Session {
   int64_t eos_token_id() const { return engine_->proto().info().eos_token_id(); }
   const backends::CacheLayout& cache_layout() const { return cache_->layout(); }
   const ir::Graph& graph() const { return *graph_; }
+  int rank() const { return engine_->rank(); }
+  int world_size() const { return engine_->world_size(); }
+  // Rank 0 decides, the others follow: `bytes` of `data` become rank 0's on every rank
+  // (nothing to do in a world of one).
+  absl::Status ShareFromRankZero(void* data, int64_t bytes);
+  absl::Status ShareTextFromRankZero(std::string* text);
   // The tokenizer the engine carries (read on first use); an error if it has none.
   absl::StatusOr<const text::Tokenizer*> tokenizer();
 
@@ -50,6 +59,7 @@ class Session {
  private:
   std::unique_ptr<serialization::Engine> engine_;
   std::unique_ptr<ir::Graph> graph_;
+  backends::Communicator* communicator_ = nullptr;
   std::unique_ptr<backends::Backend> backend_;
   std::unique_ptr<backends::Executable> executable_;
   std::unique_ptr<backends::KvCache> cache_;

@@ -74,8 +74,14 @@ class CompileContext {
   };
   CompileContext(Dnnl& dnnl, const ir::WeightStore& weights, const std::vector<ValueSlot>& slots,
                  const absl::flat_hash_map<const ir::Value*, int>& index, const ir::Value* logits,
-                 PackedWeights& packed)
-      : dnnl_(dnnl), weights_(weights), slots_(slots), index_(index), logits_(logits), packed_(packed) {}
+                 PackedWeights& packed, Communicator* communicator)
+      : dnnl_(dnnl),
+        weights_(weights),
+        slots_(slots),
+        index_(index),
+        logits_(logits),
+        packed_(packed),
+        communicator_(communicator) {}
 
   Dnnl& dnnl() { return dnnl_; }
   WeightArena& arena() { return packed_.arena; }
@@ -97,6 +103,8 @@ class CompileContext {
   absl::StatusOr<PackedLinear*> PackF32(const ir::Node& node, int input);
   // Whether `value` is the graph's logits (only the rows the caller asks for are computed).
   bool IsLogits(const ir::Value* value) const { return value == logits_; }
+  // This rank's link to the others; null in a single process.
+  Communicator* communicator() const { return communicator_; }
 
  private:
   Dnnl& dnnl_;
@@ -105,6 +113,7 @@ class CompileContext {
   const absl::flat_hash_map<const ir::Value*, int>& index_;
   const ir::Value* logits_;
   PackedWeights& packed_;
+  Communicator* communicator_;
 };
 
 using KernelFactory = std::function<absl::StatusOr<std::unique_ptr<Kernel>>(const ir::Node&, CompileContext&)>;
@@ -117,6 +126,7 @@ void AddElementwiseKernels(absl::flat_hash_map<std::string, KernelFactory>& fact
 void AddLinearKernels(absl::flat_hash_map<std::string, KernelFactory>& factories);
 void AddAttentionKernels(absl::flat_hash_map<std::string, KernelFactory>& factories);
 void AddMoeKernels(absl::flat_hash_map<std::string, KernelFactory>& factories);
+void AddCollectiveKernels(absl::flat_hash_map<std::string, KernelFactory>& factories);
 
 // Splits [0, n) across the OpenMP threads when the work is worth it.
 void ParallelFor(int64_t n, int64_t cost_per_item, const std::function<void(int64_t begin, int64_t end)>& body);

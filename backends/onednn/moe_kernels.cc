@@ -43,10 +43,22 @@ class QuantizedExpert : public ExpertMlp {
   QuantizedLinear gate_up_, down_;
 };
 
+// The experts a node holds: ids first .. first + count - 1 of the layer's `routed`
+// (an expert-parallel rank holds a share; tokens routed elsewhere are skipped).
+struct ExpertRange {
+  int64_t first = 0;
+  int64_t routed = 0;
+};
+
+ExpertRange ExpertRangeOf(const ir::Node& node, int64_t experts) {
+  return {node.attrs().IntOr("first_expert", 0), node.attrs().IntOr("routed_experts", experts)};
+}
+
 class MoeKernel : public Kernel {
  public:
-  MoeKernel(std::vector<std::unique_ptr<ExpertMlp>> experts, int64_t inter, int x, int ids, int weights, int out)
-      : experts_(std::move(experts)), inter_(inter), x_(x), ids_(ids), weights_(weights), out_(out) {}
+  MoeKernel(std::vector<std::unique_ptr<ExpertMlp>> experts, ExpertRange range, int64_t inter, int x, int ids,
+            int weights, int out)
+      : experts_(std::move(experts)), range_(range), inter_(inter), x_(x), ids_(ids), weights_(weights), out_(out) {}
 
   absl::Status Run(StepContext& ctx) override {
     const int64_t tokens = ctx.tokens(), top_k = ctx.Dims(ids_)[1], hidden = ctx.Dims(x_)[1];
@@ -93,10 +105,10 @@ class MoeKernel : public Kernel {
     const float* weights = ctx.F(weights_);
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t k = 0; k < top_k; ++k) {
-        const int32_t e = ids[t * top_k + k];
-        if (e < 0 || e >= static_cast<int32_t>(experts_.size())) {
-          return absl::OutOfRangeError(absl::StrCat("expert id ", e, " out of range"));
-        }
+        const int32_t id = ids[t * top_k + k];
+        if (id < 0 || id >= range_.routed) return absl::OutOfRangeError(absl::StrCat("expert id ", id, " out of range"));
+        const int64_t e = id - range_.first;
+        if (e < 0 || e >= static_cast<int64_t>(experts_.size())) continue;  // another rank's expert
         auto& group = routed_[e];
         if (!group.empty() && group.back().first == t) group.back().second += weights[t * top_k + k];
         else group.push_back({t, 0.0f + weights[t * top_k + k]});
@@ -106,6 +118,7 @@ class MoeKernel : public Kernel {
   }
 
   std::vector<std::unique_ptr<ExpertMlp>> experts_;
+  ExpertRange range_;
   int64_t inter_;
   int x_, ids_, weights_, out_;
   std::vector<std::vector<std::pair<int64_t, float>>> routed_;
@@ -123,8 +136,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedMoe(const ir::Node& node, Compi
     mlps.push_back(std::make_unique<PackedExpert>(gate_up, down_proj));
   }
   const int64_t inter = node.input(3)->type().dims[0].size;
-  return std::make_unique<MoeKernel>(std::move(mlps), inter, c.Index(node.input(0)), c.Index(node.input(1)),
-                                     c.Index(node.input(2)), c.Index(node.output()));
+  return std::make_unique<MoeKernel>(std::move(mlps), ExpertRangeOf(node, experts), inter, c.Index(node.input(0)),
+                                     c.Index(node.input(1)), c.Index(node.input(2)), c.Index(node.output()));
 }
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, CompileContext& c) {
@@ -160,8 +173,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
     mlps.push_back(std::make_unique<QuantizedExpert>(std::move(gate_up), std::move(down_proj)));
   }
   const int64_t inter = node.input(3)->type().dims[0].size;
-  return std::make_unique<MoeKernel>(std::move(mlps), inter, c.Index(node.input(0)), c.Index(node.input(1)),
-                                     c.Index(node.input(2)), c.Index(node.output()));
+  return std::make_unique<MoeKernel>(std::move(mlps), ExpertRangeOf(node, experts), inter, c.Index(node.input(0)),
+                                     c.Index(node.input(1)), c.Index(node.input(2)), c.Index(node.output()));
 }
 
 }  // namespace

@@ -121,6 +121,7 @@ const absl::flat_hash_map<std::string, KernelFactory>& KernelFactories() {
     AddLinearKernels(*f);
     AddAttentionKernels(*f);
     AddMoeKernels(*f);
+    AddCollectiveKernels(*f);
     return f;
   }();
   return *factories;
@@ -143,7 +144,7 @@ int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 class OneDnnExecutable : public Executable {
  public:
-  OneDnnExecutable() {
+  explicit OneDnnExecutable(Communicator* communicator) : communicator_(communicator) {
     const char* level = std::getenv("DSRT_PROFILE");
     profile_ = level != nullptr;
     profile_by_shape_ = profile_ && std::string(level) == "2";
@@ -156,7 +157,7 @@ class OneDnnExecutable : public Executable {
   absl::Status Init(const ir::Graph& graph, const ir::WeightStore& weights) {
     graph_ = &graph;
     DSRT_RETURN_IF_ERROR(AssignSlots(graph, weights));
-    CompileContext compile(dnnl_, weights, slots_, index_, graph.outputs()[0], packed_);
+    CompileContext compile(dnnl_, weights, slots_, index_, LogitsBeforeGather(graph), packed_, communicator_);
     const auto& factories = KernelFactories();
     for (const auto& node : graph.nodes()) {
       if (node->op() == "Parameter" || node->op() == "Constant") continue;
@@ -335,6 +336,16 @@ class OneDnnExecutable : public Executable {
     for (const auto& [op, entry] : rows) std::fprintf(stderr, "  %-28s %9.4f s %8ld\n", op.c_str(), entry.first, entry.second);
   }
 
+  // The LM head's output: the graph's logits, or what a vocabulary-parallel rank
+  // computes of them before they are gathered.
+  static const ir::Value* LogitsBeforeGather(const ir::Graph& graph) {
+    const ir::Value* logits = graph.outputs()[0];
+    const ir::Node* producer = logits->producer();
+    if (producer != nullptr && producer->op() == "AllGather") return producer->input(0);
+    return logits;
+  }
+
+  Communicator* communicator_;
   bool profile_ = false;
   bool profile_by_shape_ = false;  // DSRT_PROFILE=2: one line per op and output shape
   absl::flat_hash_map<std::string, std::pair<double, int64_t>> profile_by_op_;
@@ -357,8 +368,9 @@ class OneDnnBackend : public Backend {
   }
   absl::StatusOr<std::unique_ptr<Executable>> Compile(const ir::Graph& graph, const ir::WeightStore& weights) override {
     DSRT_RETURN_IF_ERROR(CheckSupported(*this, graph));
+    DSRT_RETURN_IF_ERROR(CheckCollectives(graph, options_.communicator));
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
-    auto executable = std::make_unique<OneDnnExecutable>();
+    auto executable = std::make_unique<OneDnnExecutable>(options_.communicator);
     DSRT_RETURN_IF_ERROR(executable->Init(graph, weights));
     return std::unique_ptr<Executable>(std::move(executable));
   }

@@ -488,6 +488,8 @@ using ExpertWeightsFn = std::function<std::array<const Tensor*, 3>(int64_t exper
 
 absl::Status RunExperts(const ir::Node& node, const Inputs& in, const Outputs& out, const ExpertWeightsFn& expert_weights) {
   DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
+  const int64_t first = node.attrs().IntOr("first_expert", 0);
+  const int64_t routed_experts = node.attrs().IntOr("routed_experts", experts);
   const Tensor &x = *in[0], &ids = *in[1], &weights = *in[2];
   const int64_t tokens = x.dims[0], hidden = x.dims[1], top_k = ids.dims[1];
   const int64_t inter = in[3]->dims[0];
@@ -495,8 +497,10 @@ absl::Status RunExperts(const ir::Node& node, const Inputs& in, const Outputs& o
   std::vector<std::vector<std::pair<int64_t, float>>> routed(experts);
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t k = 0; k < top_k; ++k) {
-      const int32_t e = ids.i[t * top_k + k];
-      if (e < 0 || e >= experts) return absl::OutOfRangeError(absl::StrCat("expert id ", e, " out of range"));
+      const int32_t id = ids.i[t * top_k + k];
+      if (id < 0 || id >= routed_experts) return absl::OutOfRangeError(absl::StrCat("expert id ", id, " out of range"));
+      const int64_t e = id - first;
+      if (e < 0 || e >= experts) continue;  // another rank's expert
       auto& group = routed[e];
       if (!group.empty() && group.back().first == t) group.back().second += weights.f[t * top_k + k];
       else group.push_back({t, 0.0f + weights.f[t * top_k + k]});
@@ -529,6 +533,32 @@ absl::Status RunExperts(const ir::Node& node, const Inputs& in, const Outputs& o
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status AllReduce(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  if (ctx.communicator == nullptr) return absl::FailedPreconditionError("no communicator");
+  *out[0] = *in[0];
+  return ctx.communicator->AllReduceSum(out[0]->f.data(), out[0]->size());
+}
+
+absl::Status AllGather(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  if (ctx.communicator == nullptr) return absl::FailedPreconditionError("no communicator");
+  DSRT_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, node.attrs().GetInts("sizes"));
+  const Tensor& x = *in[0];
+  const int64_t rows = x.size() / std::max<int64_t>(x.dims.back(), 1);
+  std::vector<int64_t> counts;
+  int64_t width = 0;
+  for (int64_t size : sizes) {
+    counts.push_back(rows * size);
+    width += size;
+  }
+  std::vector<float> flat(rows * width);
+  DSRT_RETURN_IF_ERROR(ctx.communicator->AllGather(x.f.data(), flat.data(), counts));
+  std::vector<int64_t> dims = x.dims;
+  dims.back() = width;
+  out[0]->Allocate(node.output()->type().dtype, dims);
+  InterleaveColumns(flat.data(), rows, sizes, out[0]->f.data());
   return absl::OkStatus();
 }
 
@@ -573,6 +603,8 @@ void Tensor::RoundToDType() {
 
 const absl::flat_hash_map<std::string, Kernel>& Kernels() {
   static const auto* kernels = new absl::flat_hash_map<std::string, Kernel>{
+      {"AllReduce", AllReduce},
+      {"AllGather", AllGather},
       {"Embedding", Embedding},
       {"RMSNorm", RmsNorm},
       {"Linear", Linear},

@@ -35,6 +35,7 @@ struct Tensor {
 struct KernelContext {
   const StepInput* step = nullptr;
   KvCache* cache = nullptr;
+  Communicator* communicator = nullptr;  // for the collectives of a partitioned graph
 };
 
 using Kernel = std::function<absl::Status(const ir::Node& node, const std::vector<const Tensor*>& inputs,

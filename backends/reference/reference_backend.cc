@@ -48,6 +48,8 @@ absl::StatusOr<Tensor> WeightToTensor(const ir::Value& value, const ir::WeightVi
 
 class ReferenceExecutable : public Executable {
  public:
+  explicit ReferenceExecutable(Communicator* communicator) : communicator_(communicator) {}
+
   absl::Status Init(const ir::Graph& graph, const ir::WeightStore& weights) {
     graph_ = &graph;
     int index = 0;
@@ -72,7 +74,7 @@ class ReferenceExecutable : public Executable {
 
   absl::Status Run(const StepInput& step, KvCache& cache, StepOutput* out) override {
     DSRT_RETURN_IF_ERROR(BindParameters(step));
-    KernelContext ctx{&step, &cache};
+    KernelContext ctx{&step, &cache, communicator_};
     const auto& kernels = Kernels();
     for (int n = 0; n < graph_->num_nodes(); ++n) {
       const ir::Node& node = *graph_->nodes()[n];
@@ -129,6 +131,7 @@ class ReferenceExecutable : public Executable {
     }
   }
 
+  Communicator* communicator_;
   const ir::Graph* graph_ = nullptr;
   absl::flat_hash_map<const ir::Value*, int> slot_of_;
   std::vector<Tensor> values_;
@@ -145,7 +148,8 @@ bool ReferenceBackend::Supports(absl::string_view op) const {
 absl::StatusOr<std::unique_ptr<Executable>> ReferenceBackend::Compile(const ir::Graph& graph,
                                                                       const ir::WeightStore& weights) {
   DSRT_RETURN_IF_ERROR(CheckSupported(*this, graph));
-  auto executable = std::make_unique<ReferenceExecutable>();
+  DSRT_RETURN_IF_ERROR(CheckCollectives(graph, communicator_));
+  auto executable = std::make_unique<ReferenceExecutable>(communicator_);
   DSRT_RETURN_IF_ERROR(executable->Init(graph, weights));
   return std::unique_ptr<Executable>(std::move(executable));
 }

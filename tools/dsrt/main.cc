@@ -23,6 +23,7 @@
 #include "runtime/engine_builder.h"
 #include "runtime/conversation.h"
 #include "runtime/inspect.h"
+#include "runtime/mpi_communicator.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
 #include "runtime/text_generation.h"
@@ -33,10 +34,22 @@
 namespace dsrt::cli {
 namespace {
 
+// The ranks of this process (a world of one unless mpirun started it); set for the
+// commands that run an engine.
+runtime::Distributed* distributed = nullptr;
+
 int Fail(const absl::Status& status) {
+  if (distributed != nullptr && distributed->world_size() > 1) {
+    std::fprintf(stderr, "dsrt: error: rank %d: %s\n", distributed->rank(), std::string(status.message()).c_str());
+    std::fflush(stderr);
+    distributed->AbortAll(1);  // the other ranks would wait for this one in their next collective
+    return 1;
+  }
   std::fprintf(stderr, "dsrt: error: %s\n", std::string(status.message()).c_str());
   return 1;
 }
+
+backends::Communicator* Communicator() { return distributed == nullptr ? nullptr : &distributed->communicator(); }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -244,6 +257,7 @@ int RunRun(const RunArgs& a) {
   runtime::SessionOptions session_options;
   session_options.backend = a.backend;
   session_options.threads = a.threads;
+  session_options.communicator = Communicator();
   auto session = runtime::Session::Open(a.engine, session_options);
   if (!session.ok()) return Fail(session.status());
   const bool has_tokenizer = (*session)->tokenizer().ok();
@@ -280,6 +294,7 @@ int RunChat(RunArgs& a) {
   runtime::SessionOptions session_options;
   session_options.backend = a.backend;
   session_options.threads = a.threads;
+  session_options.communicator = Communicator();
   auto session = runtime::Session::Open(a.engine, session_options);
   if (!session.ok()) return Fail(session.status());
   auto conversation = runtime::Conversation::Start(**session, a.system);
@@ -290,7 +305,11 @@ int RunChat(RunArgs& a) {
   while (true) {
     std::printf("> ");
     std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line == "/exit") break;
+    // Only rank 0 has a terminal: it reads the line and the other ranks get it.
+    bool more = (*session)->rank() != 0 || static_cast<bool>(std::getline(std::cin, line));
+    if (!more) line = "/exit";
+    if (absl::Status s = (*session)->ShareTextFromRankZero(&line); !s.ok()) return Fail(s);
+    if (line == "/exit") break;
     if (line == "/reset") {
       (*conversation)->Reset();
       std::printf("(conversation reset)\n");
@@ -521,6 +540,7 @@ int Main(int argc, char** argv) {
   tokenize_cmd->add_flag("--no-special", tokenize.no_special, "no BOS");
   tokenize_cmd->add_flag("--json", tokenize.json, "print {\"ids\": [...]}");
 
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -532,6 +552,15 @@ int Main(int argc, char** argv) {
   }
   if (*build_cmd) return RunBuild(build);
   if (*inspect_cmd) return RunInspect(inspect);
+  // The commands that run an engine may be one rank of several (mpirun); only rank 0
+  // prints its results, every rank prints its errors.
+  auto started = runtime::Distributed::Start(&argc, &argv);
+  if (!started.ok()) return Fail(started.status());
+  distributed = started->get();
+  if (distributed->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) {
+    return Fail(absl::InternalError("cannot silence the output of rank " + std::to_string(distributed->rank())));
+  }
+  bench.options.communicator = Communicator();
   if (*run_cmd) return RunRun(run);
   if (*tokenize_cmd) return RunTokenize(tokenize);
   if (*chat_cmd) return RunChat(chat);

@@ -1,0 +1,104 @@
+#include "runtime/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace dsrt::runtime {
+namespace {
+
+absl::Status MpiStatus(int code, absl::string_view call) {
+  if (code == MPI_SUCCESS) return absl::OkStatus();
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  return absl::UnavailableError(absl::StrCat(call, ": ", absl::string_view(text, length)));
+}
+
+// Counts over 2^31 go in pieces: MPI's counts are ints.
+constexpr int64_t kMaxChunk = int64_t{1} << 30;
+
+class MpiCommunicator : public backends::Communicator {
+ public:
+  MpiCommunicator() {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+
+  absl::Status AllReduceSum(float* data, int64_t count) override {
+    for (int64_t done = 0; done < count; done += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - done));
+      if (absl::Status s = MpiStatus(MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+                                     "MPI_Allreduce");
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AllGather(const float* local, float* gathered, const std::vector<int64_t>& counts) override {
+    if (static_cast<int>(counts.size()) != world_) {
+      return absl::InvalidArgumentError(absl::StrCat("AllGather: ", counts.size(), " counts for ", world_, " ranks"));
+    }
+    std::vector<int> sizes(world_), offsets(world_);
+    int64_t offset = 0;
+    for (int r = 0; r < world_; ++r) {
+      if (counts[r] > kMaxChunk || offset > kMaxChunk) return absl::OutOfRangeError("AllGather: over 2^30 values");
+      sizes[r] = static_cast<int>(counts[r]);
+      offsets[r] = static_cast<int>(offset);
+      offset += counts[r];
+    }
+    return MpiStatus(MPI_Allgatherv(local, sizes[rank_], MPI_FLOAT, gathered, sizes.data(), offsets.data(), MPI_FLOAT,
+                                    MPI_COMM_WORLD),
+                     "MPI_Allgatherv");
+  }
+
+  absl::Status Broadcast(void* data, int64_t bytes, int root) override {
+    if (bytes > kMaxChunk) return absl::OutOfRangeError("Broadcast: over 2^30 bytes");
+    return MpiStatus(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+
+ private:
+  int rank_ = 0;
+  int world_ = 1;
+};
+
+}  // namespace
+
+bool LaunchedByMpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(name) != nullptr) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Start(int* argc, char*** argv) {
+  auto distributed = std::unique_ptr<Distributed>(new Distributed());
+  if (!LaunchedByMpi()) {
+    distributed->communicator_ = backends::SingleProcessCommunicator();
+    return distributed;
+  }
+  if (absl::Status s = MpiStatus(MPI_Init(argc, argv), "MPI_Init"); !s.ok()) return s;
+  distributed->mpi_ = true;
+  // Errors come back as codes (and then as a Status naming the call), not as aborts.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  distributed->communicator_ = std::make_unique<MpiCommunicator>();
+  return distributed;
+}
+
+Distributed::~Distributed() {
+  if (mpi_) MPI_Finalize();
+}
+
+void Distributed::AbortAll(int code) {
+  if (mpi_ && world_size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+}  // namespace dsrt::runtime
