@@ -141,7 +141,8 @@ absl::StatusOr<bool> QuantizeWeights::Run(ir::Graph& graph) {
   for (Node* linear : linears) {
     Node* constant = ProducerIf(linear->input(1), "Constant");
     if (constant == nullptr) continue;
-    const std::string weight = constant->attrs().StringOr("weight", "");
+    // A rank's slice is quantized when the checkpoint weight it comes from would be.
+    const std::string weight = constant->attrs().StringOr(IsDerivedWeight(*constant) ? "source" : "weight", "");
     if (!IsQuantizableLinearWeight(weight) && !(quantize_lm_head_ && weight == "lm_head.weight")) continue;
     if (!Quantizer::CanQuantize(linear->input(1))) continue;
     const Quantized q = quantizer.Of(linear->input(1));

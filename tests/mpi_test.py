@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Partitioned engines under mpirun: each rank a process, as users run them.
+
+For every golden case (../shared/golden/tiny-*), f32 engines built with --tp 2, --ep 2 and
+--tp 2 --ep 2 run under `mpirun -n 2 --oversubscribe`: their prefill logits must match
+DeepSeek's reference numbers within the golden tolerance (5e-4) and their greedy
+continuation must equal greedy.json. Then what goes wrong must end cleanly, on every
+rank, within a time limit: a world size that does not match the engine, ranks given
+different engine files, and a rank that dies.
+
+usage: mpi_test.py --dsrt BUILD/tools/dsrt/dsrt [--golden DIR]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+F32_TOLERANCE = 5e-4
+PARTITIONS = {"tp2": ["--tp", "2"], "ep2": ["--ep", "2"], "tp2ep2": ["--tp", "2", "--ep", "2"]}
+TIMEOUT_S = 120  # a hang is a failure, not a stuck CI
+
+
+def mpirun_prefix():
+    cmd = [shutil.which("mpirun") or "mpirun", "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", "none"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    return cmd
+
+
+def run(cmd, expect_ok=True):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    if expect_ok and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def check_golden(dsrt, case_dir, work):
+    name = os.path.basename(case_dir)
+    ids = json.load(open(os.path.join(case_dir, "input_ids.json")))
+    golden_logits = np.load(os.path.join(case_dir, "logits.npy"))
+    golden_greedy = json.load(open(os.path.join(case_dir, "greedy.json")))
+    failures = []
+    for partition, flags in PARTITIONS.items():
+        engine = os.path.join(work, f"{name}.{partition}.engine")
+        logits_path = os.path.join(work, f"{name}.{partition}.npy")
+        run([dsrt, "build", "--checkpoint", case_dir, "--output", engine, "--dtype", "f32"] + flags)
+        out = run(mpirun_prefix() + ["-n", "2", dsrt, "run", engine, "--ids", ",".join(map(str, ids)),
+                                     "--max-new-tokens", str(len(golden_greedy)), "--greedy", "--json",
+                                     "--dump-logits", logits_path]).stdout
+        lines = out.strip().splitlines()
+        if len(lines) != 1:
+            failures.append(f"{name} {partition}: {len(lines)} result lines (only rank 0 prints): {out!r}")
+            continue
+        greedy = json.loads(lines[0])["generated_ids"]
+        logits = np.load(logits_path)
+        err = float(np.abs(logits - golden_logits).max())
+        print(f"{name} {partition}: max |dlogit| {err:.2e}, greedy {'matches' if greedy == golden_greedy else 'DIFFERS'}")
+        if err > F32_TOLERANCE:
+            failures.append(f"{name} {partition}: max |dlogit| {err:.3e} > {F32_TOLERANCE}")
+        if greedy != golden_greedy:
+            failures.append(f"{name} {partition}: greedy {greedy} != golden {golden_greedy}")
+    return failures
+
+
+def expect_failure(what, cmd, needles):
+    """The command must fail, and its stderr hold every needle."""
+    proc = run(cmd, expect_ok=False)
+    missing = [n for n in needles if proc.stderr.count(n[0]) < n[1]]
+    print(f"{what}: exit {proc.returncode}")
+    if proc.returncode == 0:
+        return [f"{what}: succeeded"]
+    return [f"{what}: stderr lacks {n[1]} x {n[0]!r}: {proc.stderr.strip()}" for n in missing]
+
+
+def check_errors(dsrt, case_dir, work):
+    tp2 = os.path.join(work, "errors.tp2.engine")
+    ep2 = os.path.join(work, "errors.ep2.engine")
+    run([dsrt, "build", "--checkpoint", case_dir, "--output", tp2, "--tp", "2"])
+    run([dsrt, "build", "--checkpoint", case_dir, "--output", ep2, "--ep", "2"])
+    prompt = ["--ids", "1,2,3", "--max-new-tokens", "2"]
+    failures = []
+    failures += expect_failure("world of 3 for a 2-rank engine",
+                               mpirun_prefix() + ["-n", "3", dsrt, "run", tp2] + prompt,
+                               [("was built for 2 ranks (--tp/--ep), but this run has 3", 3)])
+    failures += expect_failure("one process for a 2-rank engine", [dsrt, "run", tp2] + prompt,
+                               [("run it with mpirun -n 2", 1)])
+    failures += expect_failure("ranks with different engine files",
+                               mpirun_prefix() + ["-n", "1", dsrt, "run", tp2] + prompt +
+                               [":", "-n", "1", dsrt, "run", ep2] + prompt,
+                               [("the ranks opened different engine files", 1)])
+    failures += expect_failure("a rank that cannot open its engine",
+                               mpirun_prefix() + ["-n", "1", dsrt, "run", tp2] + prompt +
+                               [":", "-n", "1", dsrt, "run", os.path.join(work, "missing.engine")] + prompt,
+                               [("rank 1:", 1)])
+    failures += expect_failure("a rank that dies",
+                               mpirun_prefix() + ["-n", "1", dsrt, "run", tp2] + prompt + [":", "-n", "1", "false"],
+                               [])
+    return failures
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsrt", required=True)
+    parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
+    args = parser.parse_args()
+    cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
+                   if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
+    if not cases:
+        print(f"no golden cases under {args.golden}")
+        return 1
+    failures = []
+    with tempfile.TemporaryDirectory() as work:
+        for case in cases:
+            try:
+                failures += check_golden(args.dsrt, case, work)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                failures.append(str(e))
+        try:
+            failures += check_errors(args.dsrt, cases[0], work)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            failures.append(str(e))
+    for f in failures:
+        print("FAIL:", f)
+    print(f"{len(failures)} failures")
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
