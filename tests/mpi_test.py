@@ -4,11 +4,13 @@
 For every golden case (../shared/golden/tiny-*), f32 engines built with --tp 2, --ep 2 and
 --tp 2 --ep 2 run under `mpirun -n 2 --oversubscribe`: their prefill logits must match
 DeepSeek's reference numbers within the golden tolerance (5e-4) and their greedy
-continuation must equal greedy.json. Then what goes wrong must end cleanly, on every
+continuation must equal greedy.json. Randomized configurations (tests/numpy_ref/
+random_configs.py) run every partition their heads and experts allow and must match the
+single-rank engine's logits and greedy tokens. Then what goes wrong must end cleanly, on every
 rank, within a time limit: a world size that does not match the engine, ranks given
 different engine files, and a rank that dies.
 
-usage: mpi_test.py --dsrt BUILD/tools/dsrt/dsrt [--golden DIR]
+usage: mpi_test.py --dsrt BUILD/tools/dsrt/dsrt [--golden DIR] [--random N]
 """
 
 import argparse
@@ -20,6 +22,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "numpy_ref"))
+import random_configs  # noqa: E402
 
 F32_TOLERANCE = 5e-4
 PARTITIONS = {"tp2": ["--tp", "2"], "ep2": ["--ep", "2"], "tp2ep2": ["--tp", "2", "--ep", "2"]}
@@ -68,6 +73,50 @@ def check_golden(dsrt, case_dir, work):
     return failures
 
 
+def logits_and_greedy(cmd, logits_path):
+    out = run(cmd).stdout.strip().splitlines()
+    return np.load(logits_path), json.loads(out[-1])["generated_ids"], len(out)
+
+
+def check_random(dsrt, seed, work):
+    cfg = random_configs.make_config(seed)
+    ckpt = os.path.join(work, f"random{seed}")
+    config_path = os.path.join(work, f"random{seed}.json")
+    with open(config_path, "w") as f:
+        json.dump(cfg, f)
+    run([dsrt, "synth", "--config", config_path, "--output", ckpt, "--seed", str(seed), "--no-tokenizer"])
+    rng = np.random.default_rng(seed)
+    ids = ",".join(str(i) for i in rng.integers(0, cfg["vocab_size"], size=7))
+    prompt = ["--ids", ids, "--max-new-tokens", "6", "--greedy", "--json"]
+    single = os.path.join(work, f"random{seed}.engine")
+    run([dsrt, "build", "--checkpoint", ckpt, "--output", single, "--dtype", "f32"])
+    want, want_greedy, _ = logits_and_greedy([dsrt, "run", single, "--dump-logits", single + ".npy"] + prompt,
+                                             single + ".npy")
+    partitions = []
+    if cfg["num_attention_heads"] % 2 == 0:
+        partitions.append("tp2")
+    if cfg["n_routed_experts"] % 2 == 0:
+        partitions.append("ep2")
+    if len(partitions) == 2:
+        partitions.append("tp2ep2")
+    failures = []
+    for partition in partitions:
+        engine = os.path.join(work, f"random{seed}.{partition}.engine")
+        run([dsrt, "build", "--checkpoint", ckpt, "--output", engine, "--dtype", "f32"] + PARTITIONS[partition])
+        got, greedy, lines = logits_and_greedy(
+            mpirun_prefix() + ["-n", "2", dsrt, "run", engine, "--dump-logits", engine + ".npy"] + prompt,
+            engine + ".npy")
+        err = float(np.abs(got - want).max())
+        scale = max(1.0, float(np.abs(want).max()))
+        print(f"random seed {seed} {partition}: max |dlogit| {err:.2e} (logits up to {scale:.1f}), greedy "
+              f"{'matches' if greedy == want_greedy else 'DIFFERS'}")
+        if err > 1e-4 * scale or lines != 1:
+            failures.append(f"random seed {seed} {partition}: max |dlogit| {err:.3e}, {lines} result lines")
+        if greedy != want_greedy:
+            failures.append(f"random seed {seed} {partition}: greedy {greedy} != single-rank {want_greedy}")
+    return failures
+
+
 def expect_failure(what, cmd, needles):
     """The command must fail, and its stderr hold every needle."""
     proc = run(cmd, expect_ok=False)
@@ -104,11 +153,31 @@ def check_errors(dsrt, case_dir, work):
     return failures
 
 
+def check_inspect(dsrt, case_dir, work):
+    """Each rank's graph, with its collectives, in the pass dumps and in `dsrt inspect --rank`."""
+    engine = os.path.join(work, "inspect.tp2.engine")
+    dumps = os.path.join(work, "dumps")
+    run([dsrt, "build", "--checkpoint", case_dir, "--output", engine, "--tp", "2", "--dump-dir", dumps])
+    failures = []
+    for rank in (0, 1):
+        dump = os.path.join(dumps, f"rank{rank}", "03.after_partition.txt")
+        text = open(dump).read() if os.path.exists(dump) else ""
+        if "AllReduce(" not in text or f"rank={rank}" not in text:
+            failures.append(f"{dump}: no AllReduce or rank={rank} in the partitioned graph")
+        dot = os.path.join(work, f"r{rank}.dot")
+        run([dsrt, "inspect", engine, "--rank", str(rank), "--dot", dot])
+        if "AllReduce" not in open(dot).read() or "AllGather" not in open(dot).read():
+            failures.append(f"inspect --rank {rank} --dot: no AllReduce/AllGather drawn")
+    print(f"per-rank dumps and inspect --rank: {'ok' if not failures else 'FAILED'}")
+    return failures
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsrt", required=True)
     parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
+    parser.add_argument("--random", type=int, default=8, help="randomized configurations (seeds 0..N-1)")
     args = parser.parse_args()
     cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
                    if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
@@ -122,7 +191,13 @@ def main():
                 failures += check_golden(args.dsrt, case, work)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 failures.append(str(e))
+        for seed in range(args.random):
+            try:
+                failures += check_random(args.dsrt, seed, work)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                failures.append(str(e))
         try:
+            failures += check_inspect(args.dsrt, cases[0], work)
             failures += check_errors(args.dsrt, cases[0], work)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             failures.append(str(e))
