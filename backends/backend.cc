@@ -69,7 +69,7 @@ absl::Status CheckCollectives(const ir::Graph& graph, const Communicator* commun
                                                       ", but this process is rank ", have_rank, " of ", have_world));
   }
   for (const auto& node : graph.nodes()) {
-    if (node->op() != "AllReduce" && node->op() != "AllGather") continue;
+    if (node->op() != "AllReduce" && node->op() != "AllGather" && node->op() != "ExpertCombine") continue;
     if (communicator == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat(node->op(), " '", node->output()->name(), "' needs a communicator: run under mpirun"));

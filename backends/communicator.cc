@@ -27,6 +27,14 @@ class SingleProcess : public Communicator {
     std::copy(local, local + counts[0], gathered);
     return absl::OkStatus();
   }
+  absl::Status AllToAll(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+                        const std::vector<int64_t>& recv_counts) override {
+    if (absl::Status s = CheckCounts(send_counts, 1); !s.ok()) return s;
+    if (absl::Status s = CheckCounts(recv_counts, 1); !s.ok()) return s;
+    if (send_counts[0] != recv_counts[0]) return absl::InvalidArgumentError("AllToAll: counts disagree");
+    std::copy(send, send + send_counts[0], recv);
+    return absl::OkStatus();
+  }
   absl::Status Broadcast(void*, int64_t, int root) override {
     if (root == 0) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat("Broadcast from rank ", root, " in a world of one"));
@@ -66,7 +74,9 @@ class Rendezvous {
 
 class InProcess : public Communicator {
  public:
-  InProcess(std::shared_ptr<Rendezvous> rendezvous, int rank) : shared_(std::move(rendezvous)), rank_(rank) {}
+  InProcess(std::shared_ptr<Rendezvous> rendezvous, std::shared_ptr<std::vector<const std::vector<int64_t>*>> counts,
+            int rank)
+      : shared_(std::move(rendezvous)), counts_(std::move(counts)), rank_(rank) {}
   int rank() const override { return rank_; }
   int world_size() const override { return shared_->world(); }
 
@@ -95,6 +105,29 @@ class InProcess : public Communicator {
     return absl::OkStatus();
   }
 
+  absl::Status AllToAll(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+                        const std::vector<int64_t>& recv_counts) override {
+    if (absl::Status s = CheckCounts(send_counts, world_size()); !s.ok()) return s;
+    if (absl::Status s = CheckCounts(recv_counts, world_size()); !s.ok()) return s;
+    shared_->Post(rank_, send);
+    send_counts_ = send_counts;
+    counts_->at(rank_) = &send_counts_;
+    shared_->Barrier();
+    for (int q = 0; q < world_size(); ++q) {
+      const std::vector<int64_t>& theirs = *counts_->at(q);
+      if (theirs[rank_] != recv_counts[q]) {
+        return absl::InvalidArgumentError(absl::StrCat("AllToAll: rank ", q, " sends ", theirs[rank_],
+                                                       " values, rank ", rank_, " expects ", recv_counts[q]));
+      }
+      int64_t offset = 0;
+      for (int p = 0; p < rank_; ++p) offset += theirs[p];
+      const auto* from = static_cast<const float*>(shared_->Posted(q)) + offset;
+      recv = std::copy(from, from + recv_counts[q], recv);
+    }
+    shared_->Barrier();
+    return absl::OkStatus();
+  }
+
   absl::Status Broadcast(void* data, int64_t bytes, int root) override {
     if (root < 0 || root >= world_size()) {
       return absl::InvalidArgumentError(absl::StrCat("Broadcast from rank ", root, " of ", world_size()));
@@ -108,8 +141,10 @@ class InProcess : public Communicator {
 
  private:
   std::shared_ptr<Rendezvous> shared_;
+  std::shared_ptr<std::vector<const std::vector<int64_t>*>> counts_;  // each rank's send counts, in AllToAll
   int rank_;
   std::vector<float> sum_;
+  std::vector<int64_t> send_counts_;
 };
 
 }  // namespace
@@ -118,8 +153,9 @@ std::unique_ptr<Communicator> SingleProcessCommunicator() { return std::make_uni
 
 std::vector<std::unique_ptr<Communicator>> InProcessGroup(int world) {
   auto rendezvous = std::make_shared<Rendezvous>(world);
+  auto counts = std::make_shared<std::vector<const std::vector<int64_t>*>>(world, nullptr);
   std::vector<std::unique_ptr<Communicator>> group;
-  for (int r = 0; r < world; ++r) group.push_back(std::make_unique<InProcess>(rendezvous, r));
+  for (int r = 0; r < world; ++r) group.push_back(std::make_unique<InProcess>(rendezvous, counts, r));
   return group;
 }
 

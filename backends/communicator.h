@@ -24,6 +24,11 @@ class Communicator {
   // `gathered` becomes every rank's `local` one after another in rank order; rank r
   // sends counts[r] values (this rank: counts[rank()]).
   virtual absl::Status AllGather(const float* local, float* gathered, const std::vector<int64_t>& counts) = 0;
+  // Personalized exchange: this rank sends send_counts[q] values to rank q and gets
+  // recv_counts[q] from it; both buffers hold the pieces one after another in rank order.
+  // recv_counts[q] must equal what rank q sends here.
+  virtual absl::Status AllToAll(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+                                const std::vector<int64_t>& recv_counts) = 0;
   // `bytes` bytes of `data` on every rank become those of rank `root`.
   virtual absl::Status Broadcast(void* data, int64_t bytes, int root) = 0;
 };

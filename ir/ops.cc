@@ -657,6 +657,23 @@ void RegisterCollectiveOps(OpRegistry& r) {
                 out.dims.back() = Dim::Static(total);
                 return Types{out};
               }});
+  r.Register({.name = "ExpertCombine",
+              .summary = "The sum over ranks of partial[T,H] (each rank's routed experts), as AllReduce gives "
+                         "it, exchanging only the rows of tokens routed to a rank's experts (topk_ids[T,K]): an "
+                         "AllToAll to the token's owner, then an AllGather. Attrs routed_experts, expert_blocks "
+                         "(blocks of consecutive experts), ranks_per_block.",
+              .min_inputs = 2,
+              .max_inputs = 2,
+              .required_attrs = {"routed_experts", "expert_blocks", "ranks_per_block"},
+              .infer = [](const AttrMap&, Inputs in) -> absl::StatusOr<Types> {
+                constexpr absl::string_view op = "ExpertCombine";
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, in[0], DType::kF32, "partial"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, in[0], 2, "partial"));
+                DSRT_RETURN_IF_ERROR(ExpectDType(op, in[1], DType::kI32, "topk_ids"));
+                DSRT_RETURN_IF_ERROR(ExpectRank(op, in[1], 2, "topk_ids"));
+                if (!(in[0].dims[0] == in[1].dims[0])) return Invalid(op, "partial and topk_ids differ in tokens");
+                return Types{in[0]};
+              }});
 }
 
 void RegisterCoreOps(OpRegistry& registry) {

@@ -190,7 +190,22 @@ class Partitioner {
                                  {absl::StrCat(moe.output()->name(), ".local")}, moe.scope());
     graph_.ReplaceAllUsesWith(moe.output(), local->output());
     replaced_.push_back(&moe);
+    if (options_.moe_combine == "alltoall") return CombineAfter(local, experts, sharing);
     AllReduceAfter(local->output());
+    return absl::OkStatus();
+  }
+
+  // Every reader of the local experts' output reads ExpertCombine(it) instead.
+  absl::Status CombineAfter(Node* local, int64_t experts, int64_t sharing) {
+    Value* partial = local->output();
+    ir::AttrMap attrs;
+    attrs.Set("routed_experts", experts);
+    attrs.Set("expert_blocks", int64_t{options_.ep});
+    attrs.Set("ranks_per_block", sharing);
+    Node* combine = graph_.AddNode("ExpertCombine", {partial, local->input(1)}, std::move(attrs), {partial->type()},
+                                   {absl::StrCat(partial->name(), ".combined")}, local->scope());
+    graph_.ReplaceAllUsesWith(partial, combine->output());
+    combine->set_input(0, partial);
     return absl::OkStatus();
   }
 
@@ -276,6 +291,9 @@ absl::Status CheckPartitionOptions(const PartitionOptions& o) {
   }
   if (world % o.ep != 0) {
     return absl::InvalidArgumentError(absl::StrCat("--ep ", o.ep, " must divide the world size ", world));
+  }
+  if (o.moe_combine != "allreduce" && o.moe_combine != "alltoall") {
+    return absl::InvalidArgumentError(absl::StrCat("--moe-combine ", o.moe_combine, ": allreduce or alltoall"));
   }
   if (o.rank < 0 || o.rank >= world) {
     return absl::InvalidArgumentError(absl::StrCat("rank ", o.rank, " outside a world of ", world));

@@ -1,6 +1,8 @@
 #ifndef DSRT_PASSES_PARTITION_H_
 #define DSRT_PASSES_PARTITION_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "passes/pass.h"
 
@@ -16,6 +18,9 @@ struct PartitionOptions {
   int tp = 1;
   int ep = 1;
   int rank = 0;
+  // How a layer's routed experts are summed over ranks: "allreduce" (AllReduce of every
+  // token's row) or "alltoall" (ExpertCombine: only routed rows, AllToAll then AllGather).
+  std::string moe_combine = "allreduce";
 
   int world_size() const { return tp > ep ? tp : ep; }
 };
@@ -31,7 +36,7 @@ absl::Status CheckPartitionOptions(const PartitionOptions& options);
 //   and shared   AllReduce after down.
 //   experts      FusedMoE keeps its block of experts (attrs first_expert, routed_experts),
 //                each split as a dense MLP when several ranks share the block;
-//                AllReduce after it.
+//                AllReduce after it (or ExpertCombine, with moe_combine "alltoall").
 //   LM head      rows of this rank's vocabulary range; AllGather of the logits.
 // AllReduce(a) + AllReduce(b) becomes AllReduce(a + b) (the MoE and the shared experts
 // of a layer then cost one exchange). Sliced weights are derived Constants (recipe

@@ -106,7 +106,9 @@ int64_t DecodeBytesPerStep(const Session& session, int64_t batch, int64_t contex
     const bool moe = node->op() == "FusedMoE" || node->op() == "QFusedMoE";
     double expert_fraction = 1;
     if (moe) {
-      const double experts = node->attrs().IntOr("num_experts", 1), top_k = node->attrs().IntOr("top_k", 1);
+      // An expert-parallel rank holds some of the layer's experts; each is picked as often.
+      const double experts = node->attrs().IntOr("routed_experts", node->attrs().IntOr("num_experts", 1));
+      const double top_k = node->attrs().IntOr("top_k", 1);
       expert_fraction = 1 - std::pow(1 - top_k / experts, static_cast<double>(batch));
     }
     for (int i = 0; i < node->num_inputs(); ++i) {
@@ -121,6 +123,28 @@ int64_t DecodeBytesPerStep(const Session& session, int64_t batch, int64_t contex
   }
   total += static_cast<double>(batch) * context * session.cache_layout().bytes_per_token();
   return static_cast<int64_t>(total);
+}
+
+struct CollectiveTraffic {
+  int64_t calls = 0;
+  int64_t bytes_per_token = 0;
+};
+
+CollectiveTraffic CollectivesOf(const ir::Graph& graph) {
+  CollectiveTraffic traffic;
+  for (const auto& node : graph.nodes()) {
+    const std::string& op = node->op();
+    if (op != "AllReduce" && op != "AllGather" && op != "ExpertCombine") continue;
+    const ir::Value* sent = op == "AllGather" ? node->input(0) : node->output();
+    int64_t elements = 1;
+    for (const ir::Dim& d : sent->type().dims) elements *= d.is_symbolic() ? 1 : d.size;
+    // ExpertCombine: an AllToAll of at most the token's row, then an AllGather of the
+    // rows a rank owns (one in `world` tokens): counted at their most.
+    const int64_t world = graph.attrs().IntOr("world_size", 1);
+    traffic.calls += op == "ExpertCombine" ? 2 : 1;
+    traffic.bytes_per_token += elements * static_cast<int64_t>(sizeof(float)) * (op == "ExpertCombine" ? world + 1 : world) / world;
+  }
+  return traffic;
 }
 
 }  // namespace
@@ -177,6 +201,9 @@ nlohmann::json BenchResult::ToJson() const {
           {"weight_bytes", weight_bytes},
           {"kv_cache_bytes_per_token", kv_cache_bytes_per_token},
           {"decode_bytes_per_step", decode_bytes_per_step},
+          {"world_size", world_size},
+          {"collectives_per_token", collectives_per_token},
+          {"collective_bytes_per_token", collective_bytes_per_token},
           {"read_bandwidth_gb_s", read_bandwidth_gb_s},
           {"roofline_decode_tokens_per_s", roofline_decode_tokens_per_s},
           {"roofline_fraction", roofline_fraction}};
@@ -231,6 +258,10 @@ absl::StatusOr<BenchResult> RunBench(const BenchOptions& o) {
   }
   result.kv_cache_bytes_per_token = session->cache_layout().bytes_per_token();
   result.decode_bytes_per_step = DecodeBytesPerStep(*session, o.batch, o.input_len + o.output_len / 2);
+  const CollectiveTraffic traffic = CollectivesOf(session->graph());
+  result.collectives_per_token = traffic.calls;
+  result.collective_bytes_per_token = traffic.bytes_per_token;
+  result.world_size = session->world_size();
   if (o.roofline) {
     result.read_bandwidth_gb_s = bandwidth;
     result.roofline_decode_tokens_per_s = bandwidth * 1e9 / result.decode_bytes_per_step * o.batch;

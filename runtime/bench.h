@@ -40,6 +40,11 @@ struct BenchResult {
   // Bytes a decode step must read: every dense weight, the experts the batch's tokens
   // are expected to pick (uniform routing), one embedding row a token, and the KV cache.
   int64_t decode_bytes_per_step = 0;
+  // A partitioned engine's exchanges, per decode token: the collectives each rank joins
+  // and the f32 bytes it contributes to them (AllReduce payload, AllGather piece).
+  int64_t collectives_per_token = 0;
+  int64_t collective_bytes_per_token = 0;
+  int world_size = 1;
   // With `roofline`: the best read bandwidth measured just before and after decoding,
   // the decode tokens/s it allows, and the measured fraction of that.
   double read_bandwidth_gb_s = 0;

@@ -34,7 +34,7 @@ absl::Status CheckOptions(const EngineBuildOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--weights ", o.weights, ": must be ", ir::DTypeName(o.dtype),
                                                    " (the --dtype), int8 or int4"));
   }
-  DSRT_RETURN_IF_ERROR(passes::CheckPartitionOptions({.tp = o.tp, .ep = o.ep}));
+  DSRT_RETURN_IF_ERROR(passes::CheckPartitionOptions({.tp = o.tp, .ep = o.ep, .moe_combine = o.moe_combine}));
   const bool partitions = std::max(o.tp, o.ep) > 1;
   if (partitions && std::find(o.disabled_passes.begin(), o.disabled_passes.end(), "partition") !=
                         o.disabled_passes.end()) {
@@ -150,6 +150,7 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
   options->set_weights(o.weights.empty() ? std::string(ir::DTypeName(o.dtype)) : o.weights);
   options->set_tp(o.tp);
   options->set_ep(o.ep);
+  options->set_moe_combine(o.moe_combine);
   options->set_max_batch(o.max_batch);
   options->set_max_seq_len(max_seq_len);
   if (o.weights == "int8" || o.weights == "int4") options->set_quant_group_size(static_cast<int32_t>(o.quant_group_size));
@@ -174,7 +175,7 @@ absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOption
   const passes::PipelineOptions pipeline_options{.weights = o.weights,
                                                  .quant_group_size = o.quant_group_size,
                                                  .quantize_lm_head = o.quantize_lm_head,
-                                                 .partition = {.tp = o.tp, .ep = o.ep, .rank = rank}};
+                                                 .partition = {.tp = o.tp, .ep = o.ep, .rank = rank, .moe_combine = o.moe_combine}};
   const std::vector<std::string> pipeline = passes::DefaultPipeline(pipeline_options);
   const std::vector<std::string> known = passes::KnownPassNames();
   for (const std::string& name : o.disabled_passes) {

@@ -20,6 +20,7 @@ struct EngineBuildOptions {
   bool quantize_lm_head = false;       // int8/int4: the LM head too (it stays bf16 otherwise)
   int tp = 1;
   int ep = 1;
+  std::string moe_combine = "allreduce";  // with ep: "allreduce" or "alltoall" (passes/partition.h)
   int max_batch = 1;
   int64_t max_seq_len = 0;  // 0: min(max_position_embeddings, 4096)
   std::vector<std::string> disabled_passes;

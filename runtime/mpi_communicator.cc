@@ -44,20 +44,21 @@ class MpiCommunicator : public backends::Communicator {
   }
 
   absl::Status AllGather(const float* local, float* gathered, const std::vector<int64_t>& counts) override {
-    if (static_cast<int>(counts.size()) != world_) {
-      return absl::InvalidArgumentError(absl::StrCat("AllGather: ", counts.size(), " counts for ", world_, " ranks"));
-    }
-    std::vector<int> sizes(world_), offsets(world_);
-    int64_t offset = 0;
-    for (int r = 0; r < world_; ++r) {
-      if (counts[r] > kMaxChunk || offset > kMaxChunk) return absl::OutOfRangeError("AllGather: over 2^30 values");
-      sizes[r] = static_cast<int>(counts[r]);
-      offsets[r] = static_cast<int>(offset);
-      offset += counts[r];
-    }
+    std::vector<int> sizes, offsets;
+    if (absl::Status s = Displacements(counts, &sizes, &offsets); !s.ok()) return s;
     return MpiStatus(MPI_Allgatherv(local, sizes[rank_], MPI_FLOAT, gathered, sizes.data(), offsets.data(), MPI_FLOAT,
                                     MPI_COMM_WORLD),
                      "MPI_Allgatherv");
+  }
+
+  absl::Status AllToAll(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+                        const std::vector<int64_t>& recv_counts) override {
+    std::vector<int> sizes_out, offsets_out, sizes_in, offsets_in;
+    if (absl::Status s = Displacements(send_counts, &sizes_out, &offsets_out); !s.ok()) return s;
+    if (absl::Status s = Displacements(recv_counts, &sizes_in, &offsets_in); !s.ok()) return s;
+    return MpiStatus(MPI_Alltoallv(send, sizes_out.data(), offsets_out.data(), MPI_FLOAT, recv, sizes_in.data(),
+                                   offsets_in.data(), MPI_FLOAT, MPI_COMM_WORLD),
+                     "MPI_Alltoallv");
   }
 
   absl::Status Broadcast(void* data, int64_t bytes, int root) override {
@@ -66,6 +67,21 @@ class MpiCommunicator : public backends::Communicator {
   }
 
  private:
+  // MPI's int counts and offsets of pieces laid one after another in rank order.
+  absl::Status Displacements(const std::vector<int64_t>& counts, std::vector<int>* sizes, std::vector<int>* offsets) {
+    if (static_cast<int>(counts.size()) != world_) {
+      return absl::InvalidArgumentError(absl::StrCat(counts.size(), " counts for ", world_, " ranks"));
+    }
+    int64_t offset = 0;
+    for (int r = 0; r < world_; ++r) {
+      if (counts[r] > kMaxChunk || offset > kMaxChunk) return absl::OutOfRangeError("over 2^30 values in one exchange");
+      sizes->push_back(static_cast<int>(counts[r]));
+      offsets->push_back(static_cast<int>(offset));
+      offset += counts[r];
+    }
+    return absl::OkStatus();
+  }
+
   int rank_ = 0;
   int world_ = 1;
 };

@@ -2,7 +2,7 @@
 """Partitioned engines under mpirun: each rank a process, as users run them.
 
 For every golden case (../shared/golden/tiny-*), f32 engines built with --tp 2, --ep 2 and
---tp 2 --ep 2 run under `mpirun -n 2 --oversubscribe`: their prefill logits must match
+--tp 2 --ep 2 (and --ep 2 --moe-combine alltoall) run under `mpirun -n 2 --oversubscribe`: their prefill logits must match
 DeepSeek's reference numbers within the golden tolerance (5e-4) and their greedy
 continuation must equal greedy.json. Randomized configurations (tests/numpy_ref/
 random_configs.py) run every partition their heads and experts allow and must match the
@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "num
 import random_configs  # noqa: E402
 
 F32_TOLERANCE = 5e-4
-PARTITIONS = {"tp2": ["--tp", "2"], "ep2": ["--ep", "2"], "tp2ep2": ["--tp", "2", "--ep", "2"]}
+PARTITIONS = {"tp2": ["--tp", "2"], "ep2": ["--ep", "2"], "tp2ep2": ["--tp", "2", "--ep", "2"],
+              "ep2-alltoall": ["--ep", "2", "--moe-combine", "alltoall"]}
 TIMEOUT_S = 120  # a hang is a failure, not a stuck CI
 
 
@@ -99,6 +100,8 @@ def check_random(dsrt, seed, work):
         partitions.append("ep2")
     if len(partitions) == 2:
         partitions.append("tp2ep2")
+    if "ep2" in partitions:
+        partitions.append("ep2-alltoall")
     failures = []
     for partition in partitions:
         engine = os.path.join(work, f"random{seed}.{partition}.engine")

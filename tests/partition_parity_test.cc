@@ -30,11 +30,12 @@ struct Case {
   std::string backend = "onednn";
   ir::DType dtype = ir::DType::kF32;
   std::string weights;  // "" = dtype
+  std::string moe_combine = "allreduce";
 };
 
 std::string Name(const Case& c) {
   std::string name = absl::StrCat(c.preset, "_tp", c.tp, "_ep", c.ep, "_", c.backend, "_", ir::DTypeName(c.dtype),
-                                  c.weights.empty() ? "" : "_" + c.weights);
+                                  c.weights.empty() ? "" : "_" + c.weights, c.moe_combine == "alltoall" ? "_a2a" : "");
   for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
   return name;
 }
@@ -61,6 +62,7 @@ absl::StatusOr<std::string> Build(const Case& c, int tp, int ep) {
   options.quant_group_size = 32;
   options.tp = tp;
   options.ep = ep;
+  options.moe_combine = c.moe_combine;
   DSRT_RETURN_IF_ERROR(runtime::BuildEngine(options).status());
   return options.output_path;
 }
@@ -197,6 +199,12 @@ std::vector<Case> Cases() {
       cases.push_back({.preset = preset, .tp = tp, .ep = ep, .backend = "reference"});
     }
   }
+  for (const char* preset : {"tiny-v2-lite", "tiny-v2", "tiny-v3"}) {
+    cases.push_back({.preset = preset, .tp = 1, .ep = 2, .moe_combine = "alltoall"});
+    cases.push_back({.preset = preset, .tp = 2, .ep = 2, .backend = "reference", .moe_combine = "alltoall"});
+  }
+  cases.push_back({.preset = "tiny-v2-lite", .tp = 4, .ep = 2, .moe_combine = "alltoall"});
+  cases.push_back({.preset = "tiny-v3", .tp = 4, .ep = 1, .moe_combine = "alltoall"});
   cases.push_back({.preset = "tiny-v2-lite", .tp = 4, .ep = 1});
   cases.push_back({.preset = "tiny-v2-lite", .tp = 1, .ep = 4});
   cases.push_back({.preset = "tiny-v2-lite", .tp = 4, .ep = 2});

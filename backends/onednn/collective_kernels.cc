@@ -1,10 +1,11 @@
-// AllReduce and AllGather: a partitioned graph's exchanges with the other ranks,
+// AllReduce, AllGather and ExpertCombine: a partitioned graph's exchanges with the other ranks,
 // through the executable's Communicator.
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "backends/expert_combine.h"
 #include "backends/onednn/kernel.h"
 #include "ir/status_macros.h"
 
@@ -63,6 +64,30 @@ class AllGatherKernel : public Kernel {
   std::vector<float> flat_;
 };
 
+class ExpertCombineKernel : public Kernel {
+ public:
+  ExpertCombineKernel(Communicator* communicator, ExpertPlacement placement, int partial, int ids, int out)
+      : communicator_(communicator), placement_(placement), partial_(partial), ids_(ids), out_(out) {}
+
+  absl::Status Run(StepContext& ctx) override {
+    const std::vector<int64_t> dims = ctx.Dims(partial_);
+    return CombineExperts(ctx.F(partial_), ctx.I(ids_), dims[0], dims[1], ctx.Dims(ids_)[1], placement_,
+                          *communicator_, ctx.F(out_));
+  }
+
+ private:
+  Communicator* communicator_;
+  ExpertPlacement placement_;
+  int partial_, ids_, out_;
+};
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeExpertCombine(const ir::Node& node, CompileContext& c) {
+  DSRT_ASSIGN_OR_RETURN(Communicator * communicator, RequireCommunicator(node, c));
+  DSRT_ASSIGN_OR_RETURN(ExpertPlacement placement, ExpertPlacementOf(node));
+  return std::make_unique<ExpertCombineKernel>(communicator, placement, c.Index(node.input(0)),
+                                               c.Index(node.input(1)), c.Index(node.output()));
+}
+
 absl::StatusOr<std::unique_ptr<Kernel>> MakeAllReduce(const ir::Node& node, CompileContext& c) {
   DSRT_ASSIGN_OR_RETURN(Communicator * communicator, RequireCommunicator(node, c));
   return std::make_unique<AllReduceKernel>(communicator, c.Index(node.input(0)), c.Index(node.output()));
@@ -84,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeAllGather(const ir::Node& node, Comp
 void AddCollectiveKernels(absl::flat_hash_map<std::string, KernelFactory>& f) {
   f["AllReduce"] = MakeAllReduce;
   f["AllGather"] = MakeAllGather;
+  f["ExpertCombine"] = MakeExpertCombine;
 }
 
 }  // namespace dsrt::backends::onednn

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "backends/expert_combine.h"
 #include "backends/routing.h"
 #include "ir/dtype.h"
 #include "ir/status_macros.h"
@@ -562,6 +563,15 @@ absl::Status AllGather(const ir::Node& node, const Inputs& in, const Outputs& ou
   return absl::OkStatus();
 }
 
+absl::Status ExpertCombine(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext& ctx) {
+  if (ctx.communicator == nullptr) return absl::FailedPreconditionError("no communicator");
+  DSRT_ASSIGN_OR_RETURN(ExpertPlacement placement, ExpertPlacementOf(node));
+  const Tensor &partial = *in[0], &ids = *in[1];
+  out[0]->Allocate(ir::DType::kF32, partial.dims);
+  return CombineExperts(partial.f.data(), ids.i.data(), partial.dims[0], partial.dims[1], ids.dims[1], placement,
+                        *ctx.communicator, out[0]->f.data());
+}
+
 absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
   DSRT_ASSIGN_OR_RETURN(int64_t experts, node.attrs().GetInt("num_experts"));
   return RunExperts(node, in, out, [&](int64_t e) -> std::array<const Tensor*, 3> {
@@ -605,6 +615,7 @@ const absl::flat_hash_map<std::string, Kernel>& Kernels() {
   static const auto* kernels = new absl::flat_hash_map<std::string, Kernel>{
       {"AllReduce", AllReduce},
       {"AllGather", AllGather},
+      {"ExpertCombine", ExpertCombine},
       {"Embedding", Embedding},
       {"RMSNorm", RmsNorm},
       {"Linear", Linear},

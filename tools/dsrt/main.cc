@@ -393,7 +393,13 @@ int RunBench(BenchArgs& a) {
   std::printf("  decode          %8.2f tokens/s   TPOT %.2f ms\n", r.decode_tokens_per_s, r.tpot_ms);
   std::printf("  peak RSS        %8.1f MB (weights %.1f MB, KV %ld bytes/token)\n", r.peak_rss_bytes / 1e6,
               r.weight_bytes / 1e6, r.kv_cache_bytes_per_token);
-  std::printf("  decode reads    %8.1f MB a step\n", r.decode_bytes_per_step / 1e6);
+  std::printf("  decode reads    %8.1f MB a step%s\n", r.decode_bytes_per_step / 1e6,
+              r.world_size > 1 ? " (rank 0)" : "");
+  if (r.world_size > 1) {
+    std::printf("  collectives     %8ld a token, %ld bytes a rank sends into them (%d ranks)\n",
+                static_cast<long>(r.collectives_per_token), static_cast<long>(r.collective_bytes_per_token),
+                r.world_size);
+  }
   if (a.options.roofline) {
     std::printf("  roofline        %8.2f tokens/s at %.1f GB/s read: %.0f%% of it\n", r.roofline_decode_tokens_per_s,
                 r.read_bandwidth_gb_s, 100 * r.roofline_fraction);
@@ -466,6 +472,8 @@ int Main(int argc, char** argv) {
                       "int8/int4: quantize the LM head as well (llama.cpp's Q8_0/Q4_0 do)");
   build_cmd->add_option("--tp", build.options.tp, "tensor-parallel ranks");
   build_cmd->add_option("--ep", build.options.ep, "expert-parallel ranks");
+  build_cmd->add_option("--moe-combine", build.options.moe_combine,
+                        "how ranks sum their experts' outputs: allreduce (default) or alltoall");
   build_cmd->add_option("--max-batch", build.options.max_batch, "sequences decoded together");
   build_cmd->add_option("--max-seq-len", build.options.max_seq_len, "longest sequence (prompt + generated)");
   build_cmd->add_option("--disable-pass", build.options.disabled_passes, "skip an optimization pass");
