@@ -18,6 +18,8 @@ import tempfile
 
 import numpy as np
 
+import golden_cases
+
 F32_TOLERANCE = 5e-4
 BF16_MIN_COSINE = 0.999
 BF16_MIN_ARGMAX_AGREEMENT = 0.90
@@ -45,9 +47,7 @@ def cosine_per_row(a, b):
 
 
 def check_case(dsrt, backend, case_dir, work):
-    ids = json.load(open(os.path.join(case_dir, "input_ids.json")))
-    golden_logits = np.load(os.path.join(case_dir, "logits.npy"))
-    golden_greedy = json.load(open(os.path.join(case_dir, "greedy.json")))
+    ids, golden_logits, golden_greedy = golden_cases.load_case(case_dir)
     name = os.path.basename(case_dir)
     failures = []
 
@@ -83,8 +83,7 @@ def main():
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--backend", default="onednn", help="onednn (the product) or reference (the specification)")
     args = parser.parse_args()
-    cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
-                   if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
+    cases = golden_cases.case_dirs(args.golden)
     if not cases:
         print(f"no golden cases under {args.golden}")
         return 1

@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "numpy_ref"))
 import random_configs  # noqa: E402
+import golden_cases  # noqa: E402
 
 F32_TOLERANCE = 5e-4
 PARTITIONS = {"tp2": ["--tp", "2"], "ep2": ["--ep", "2"], "tp2ep2": ["--tp", "2", "--ep", "2"],
@@ -48,9 +49,7 @@ def run(cmd, expect_ok=True):
 
 def check_golden(dsrt, case_dir, work):
     name = os.path.basename(case_dir)
-    ids = json.load(open(os.path.join(case_dir, "input_ids.json")))
-    golden_logits = np.load(os.path.join(case_dir, "logits.npy"))
-    golden_greedy = json.load(open(os.path.join(case_dir, "greedy.json")))
+    ids, golden_logits, golden_greedy = golden_cases.load_case(case_dir)
     failures = []
     for partition, flags in PARTITIONS.items():
         engine = os.path.join(work, f"{name}.{partition}.engine")
@@ -182,8 +181,7 @@ def main():
     parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
     parser.add_argument("--random", type=int, default=8, help="randomized configurations (seeds 0..N-1)")
     args = parser.parse_args()
-    cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
-                   if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
+    cases = golden_cases.case_dirs(args.golden)
     if not cases:
         print(f"no golden cases under {args.golden}")
         return 1

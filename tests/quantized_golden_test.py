@@ -30,6 +30,8 @@ import tempfile
 
 import numpy as np
 
+import golden_cases
+
 # (case, scheme) -> (max |dlogit| at most, mean, median and min cosine at least, top-1 agreement at least)
 # Measured at group size 128:
 #   case          weights   max |dlogit|   mean cos  median cos    min cos   top-1
@@ -101,8 +103,7 @@ def main():
     parser.add_argument("--backend", default="reference", choices=("reference", "onednn"))
     args = parser.parse_args()
     bounds = BOUNDS if args.backend == "reference" else ONEDNN_BOUNDS
-    cases = sorted(d for d in (os.path.join(args.golden, n) for n in os.listdir(args.golden))
-                   if os.path.basename(d).startswith("tiny-") and os.path.isdir(d))
+    cases = golden_cases.case_dirs(args.golden)
     if not cases:
         print(f"no golden cases under {args.golden}")
         return 1

@@ -377,7 +377,9 @@ struct BenchArgs {
 
 int RunBench(BenchArgs& a) {
   cli::ProgressBar bar;
-  a.options.progress = [&](const std::string& stage, int64_t done, int64_t total) { bar.Update(stage, done, total); };
+  a.options.progress = [&](const std::string& stage, int64_t done, int64_t total) {
+    if (distributed == nullptr || distributed->rank() == 0) bar.Update(stage, done, total);
+  };
   auto result = runtime::RunBench(a.options);
   if (!result.ok()) return Fail(result.status());
   if (a.json) {
