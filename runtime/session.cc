@@ -70,6 +70,14 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine
   DSRT_ASSIGN_OR_RETURN(backends::CacheLayout layout, backends::CacheLayoutOf(*session->graph_));
   const int64_t max_seq_len = session->engine_->proto().info().max_seq_len();
   if (max_seq_len <= 0) return absl::DataLossError(absl::StrCat(engine_path, ": engine has no max sequence length"));
+  if (options.kv_cache_bytes > 0) {
+    DSRT_ASSIGN_OR_RETURN(auto paged, backends::PagedKvCache::Create(std::move(layout), options.kv_cache_bytes,
+                                                                     options.kv_page_tokens, options.max_sequences,
+                                                                     max_seq_len));
+    session->paged_cache_ = paged.get();
+    session->cache_ = std::move(paged);
+    return session;
+  }
   session->cache_ = std::make_unique<backends::ContiguousKvCache>(std::move(layout), options.max_sequences, max_seq_len);
   return session;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "backends/backend.h"
+#include "backends/paged_kv_cache.h"
 #include "runtime/sampler.h"
 #include "runtime/text/tokenizer.h"
 #include "serialization/engine_reader.h"
@@ -25,6 +26,11 @@ struct SessionOptions {
   // Recompute every weight's checksum at load (a bit flip in a weight is then an
   // error, not a wrong answer). Costs one read of the weights.
   bool verify_weights = true;
+  // > 0: a paged KV cache of this many bytes, pages of kv_page_tokens tokens that
+  // the caller hands out (paged_cache()), instead of max_seq_len rows for every
+  // sequence up front. The server's scheduler uses it.
+  int64_t kv_cache_bytes = 0;
+  int64_t kv_page_tokens = 16;
 };
 
 // A loaded engine ready to run steps: the rank's graph compiled for a backend,
@@ -45,6 +51,8 @@ class Session {
   // (nothing to do in a world of one).
   absl::Status ShareFromRankZero(void* data, int64_t bytes);
   absl::Status ShareTextFromRankZero(std::string* text);
+  // The paged KV cache when SessionOptions asked for one; nullptr otherwise.
+  backends::PagedKvCache* paged_cache() { return paged_cache_; }
   // The tokenizer the engine carries (read on first use); an error if it has none.
   absl::StatusOr<const text::Tokenizer*> tokenizer();
 
@@ -63,6 +71,7 @@ class Session {
   std::unique_ptr<backends::Backend> backend_;
   std::unique_ptr<backends::Executable> executable_;
   std::unique_ptr<backends::KvCache> cache_;
+  backends::PagedKvCache* paged_cache_ = nullptr;  // cache_, when it is paged
   std::unique_ptr<text::Tokenizer> tokenizer_;
   double load_seconds_ = 0, compile_seconds_ = 0;
 };

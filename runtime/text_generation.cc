@@ -35,52 +35,69 @@ absl::StatusOr<std::vector<int32_t>> EncodePrompt(Session& session, absl::string
   return tokenizer->Encode(std::string_view(prompt.data(), prompt.size()), /*add_special_tokens=*/true);
 }
 
+TextStreamer::TextStreamer(const text::Tokenizer& tokenizer, const std::vector<std::string>& stop)
+    : decoder_(tokenizer) {
+  for (const std::string& s : stop) {
+    if (!s.empty()) stops_.push_back(s);
+  }
+}
+
+std::string TextStreamer::TakeUpTo(size_t end) {
+  if (end <= emitted_) return "";
+  std::string piece = text_.substr(emitted_, end - emitted_);
+  emitted_ = end;
+  return piece;
+}
+
+absl::StatusOr<std::string> TextStreamer::Push(int32_t id) {
+  if (stopped_) return std::string();
+  DSRT_ASSIGN_OR_RETURN(std::string piece, decoder_.Push(id));
+  text_ += piece;
+  if (size_t at = FindStop(text_, stops_); at != std::string::npos) {
+    text_.resize(at);
+    stopped_ = true;
+    return TakeUpTo(text_.size());
+  }
+  return TakeUpTo(text_.size() - StopPrefixLength(text_, stops_));
+}
+
+std::string TextStreamer::Finish() {
+  if (!stopped_) {
+    text_ += decoder_.Finish();
+    if (size_t at = FindStop(text_, stops_); at != std::string::npos) {
+      text_.resize(at);
+      stopped_ = true;
+    }
+  }
+  return TakeUpTo(text_.size());
+}
+
 absl::StatusOr<TextGenerateResult> GenerateText(Session& session, const std::vector<int32_t>& prompt_ids,
                                                 const TextGenerateOptions& options,
                                                 const std::function<void(absl::string_view)>& on_text) {
   DSRT_ASSIGN_OR_RETURN(const text::Tokenizer* tokenizer, session.tokenizer());
-  std::vector<std::string> stops;
-  for (const std::string& s : options.stop) {
-    if (!s.empty()) stops.push_back(s);
-  }
-  text::StreamDecoder decoder(*tokenizer);
-  std::string text;     // everything decoded so far
-  size_t emitted = 0;   // bytes of `text` already handed to on_text
-  bool stopped = false;
+  TextStreamer streamer(*tokenizer, options.stop);
   absl::Status decode_error;
-
-  auto emit_up_to = [&](size_t end) {
-    if (end > emitted && on_text) on_text(absl::string_view(text).substr(emitted, end - emitted));
-    emitted = std::max(emitted, end);
+  auto emit = [&](const std::string& piece) {
+    if (!piece.empty() && on_text) on_text(piece);
   };
   auto on_token = [&](int32_t id) -> bool {
-    absl::StatusOr<std::string> piece = decoder.Push(id);
+    absl::StatusOr<std::string> piece = streamer.Push(id);
     if (!piece.ok()) {
       decode_error = piece.status();
       return false;
     }
-    text += *piece;
-    if (size_t at = FindStop(text, stops); at != std::string::npos) {
-      text.resize(at);
-      stopped = true;
-      emit_up_to(text.size());
-      return false;
-    }
-    emit_up_to(text.size() - StopPrefixLength(text, stops));
-    return true;
+    emit(*piece);
+    return !streamer.stopped();
   };
   DSRT_ASSIGN_OR_RETURN(GenerateResult generated, Generate(session, prompt_ids, options.generate, on_token));
   DSRT_RETURN_IF_ERROR(decode_error);
-  if (!stopped) {
-    text += decoder.Finish();
-    if (size_t at = FindStop(text, stops); at != std::string::npos) text.resize(at);
-  }
-  emit_up_to(text.size());
+  emit(streamer.Finish());
 
   TextGenerateResult result;
   result.prompt_ids = prompt_ids;
   result.generated_ids = std::move(generated.generated);
-  result.text = std::move(text);
+  result.text = streamer.text();
   result.finish_reason = generated.finish_reason;
   result.prompt_logits = std::move(generated.prompt_logits);
   result.vocab = generated.vocab;

@@ -25,6 +25,29 @@ struct TextGenerateResult {
   int64_t vocab = 0;
 };
 
+// Turns generated tokens into text, incrementally: Push returns the text that became
+// final with that token — never half a UTF-8 character, never the start of what may
+// turn out to be a stop string. When a stop string appears the text is cut before
+// it and stopped() turns true. Finish returns what is left at the end.
+class TextStreamer {
+ public:
+  TextStreamer(const text::Tokenizer& tokenizer, const std::vector<std::string>& stop);
+
+  absl::StatusOr<std::string> Push(int32_t id);
+  std::string Finish();
+  bool stopped() const { return stopped_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string TakeUpTo(size_t end);
+
+  text::StreamDecoder decoder_;
+  std::vector<std::string> stops_;
+  std::string text_;   // everything decoded so far (cut before a stop string)
+  size_t emitted_ = 0;  // bytes of text_ already returned
+  bool stopped_ = false;
+};
+
 // Generates from token ids and decodes as it goes. `on_text` receives the text in
 // pieces as soon as they are final: never half a UTF-8 character, never the start
 // of what may turn out to be a stop string.

@@ -30,6 +30,8 @@
 #include "runtime/tokenize.h"
 #include "tools/dsrt/progress.h"
 #include "runtime/bench.h"
+#include "runtime/serve/bench_serve.h"
+#include "runtime/serve/server.h"
 
 namespace dsrt::cli {
 namespace {
@@ -446,6 +448,61 @@ int RunTokenize(const TokenizeArgs& a) {
   return 0;
 }
 
+// ---- serve ----
+struct ServeArgs {
+  runtime::serve::ServeOptions options;
+  std::string kv_cache_bytes = "2G";
+};
+
+int RunServe(ServeArgs& a) {
+  auto bytes = runtime::serve::ParseByteSize(a.kv_cache_bytes);
+  if (!bytes.ok()) return Fail(absl::InvalidArgumentError("--kv-cache-bytes: " + std::string(bytes.status().message())));
+  a.options.kv_cache_bytes = *bytes;
+  auto on_listening = [](const runtime::serve::ServeInfo& info) {
+    std::printf("dsrt serve: listening on %s (model %s, batch %d, KV cache %lld pages of %lld tokens = %lld tokens)\n",
+                info.url.c_str(), info.model_name.c_str(), info.max_batch, static_cast<long long>(info.kv_pages),
+                static_cast<long long>(info.kv_page_tokens), static_cast<long long>(info.kv_tokens));
+    std::fflush(stdout);
+  };
+  if (absl::Status s = runtime::serve::Serve(a.options, on_listening); !s.ok()) return Fail(s);
+  return 0;
+}
+
+// ---- bench-serve ----
+struct BenchServeArgs {
+  runtime::serve::BenchServeOptions options;
+  bool json = false;
+};
+
+void PrintBenchServeResult(const runtime::serve::BenchServeResult& r) {
+  std::printf("============ Serving Benchmark Result (concurrency %d) ============\n", r.concurrency);
+  std::printf("%-40s %d\n", "Successful requests:", static_cast<int>(r.completed));
+  if (r.failed > 0) std::printf("%-40s %d (first: %s)\n", "Failed requests:", static_cast<int>(r.failed), r.first_error.c_str());
+  std::printf("%-40s %.2f\n", "Benchmark duration (s):", r.duration_s);
+  std::printf("%-40s %lld\n", "Total input tokens:", static_cast<long long>(r.total_input_tokens));
+  std::printf("%-40s %lld\n", "Total generated tokens:", static_cast<long long>(r.total_output_tokens));
+  std::printf("%-40s %.2f\n", "Request throughput (req/s):", r.request_throughput);
+  std::printf("%-40s %.2f\n", "Output token throughput (tok/s):", r.output_throughput);
+  std::printf("%-40s %.2f\n", "Total token throughput (tok/s):", r.total_token_throughput);
+  for (const auto& [name, stats] : {std::pair<const char*, runtime::serve::LatencyStats>{"TTFT", r.ttft},
+                                    {"TPOT", r.tpot}, {"ITL", r.itl}, {"E2EL", r.e2el}}) {
+    std::printf("%-40s %.2f / %.2f / %.2f\n", (std::string(name) + " mean / median / P99 (ms):").c_str(), stats.mean_ms,
+                stats.median_ms, stats.p99_ms);
+  }
+}
+
+int RunBenchServe(BenchServeArgs& a) {
+  ProgressBar bar;
+  a.options.progress = [&](const std::string& stage, int64_t done, int64_t total) { bar.Update(stage, done, total); };
+  auto results = runtime::serve::RunBenchServe(a.options);
+  if (!results.ok()) return Fail(results.status());
+  for (const runtime::serve::BenchServeResult& r : *results) {
+    if (a.json) std::printf("%s\n", r.ToJson().dump().c_str());
+    else PrintBenchServeResult(r);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -550,6 +607,44 @@ int Main(int argc, char** argv) {
   tokenize_cmd->add_flag("--no-special", tokenize.no_special, "no BOS");
   tokenize_cmd->add_flag("--json", tokenize.json, "print {\"ids\": [...]}");
 
+  ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand("serve", "an OpenAI-compatible HTTP server with continuous batching");
+  serve_cmd->add_option("engine", serve.options.engine_path, "engine file")->required();
+  serve_cmd->add_option("--host", serve.options.host, "address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--port", serve.options.port, "port (default 8000; 0: any free port)")->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--max-batch", serve.options.max_batch, "sequences decoded together (default 16)")
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--kv-cache-bytes", serve.kv_cache_bytes, "KV cache pool, e.g. 2G, 512M (default 2G)");
+  serve_cmd->add_option("--kv-page-tokens", serve.options.kv_page_tokens, "tokens a KV page holds (default 16)")
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--max-step-tokens", serve.options.max_step_tokens,
+                        "tokens a step holds: decodes, then prompt chunks (default 256)")
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--api-key", serve.options.api_key, "require 'Authorization: Bearer KEY'");
+  serve_cmd->add_option("--model-name", serve.options.model_name, "the model's name in the API (default: engine file stem)");
+  serve_cmd->add_option("--backend", serve.options.backend, "onednn (default) or reference");
+  serve_cmd->add_option("--threads", serve.options.threads, "compute threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+
+  BenchServeArgs bench_serve;
+  auto* bench_serve_cmd = app.add_subcommand("bench-serve", "load a running `dsrt serve` (or vLLM) like vLLM's benchmark_serving");
+  bench_serve_cmd->add_option("--url", bench_serve.options.url, "the server (default http://127.0.0.1:8000)");
+  bench_serve_cmd->add_option("--concurrency", bench_serve.options.concurrency, "requests in flight, one run per level (default 1,4,16)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  bench_serve_cmd->add_option("--num-prompts", bench_serve.options.num_prompts, "requests per level (default 64)")
+      ->check(CLI::PositiveNumber);
+  bench_serve_cmd->add_option("--input-len", bench_serve.options.input_len, "random prompt tokens a request (default 256)")
+      ->check(CLI::PositiveNumber);
+  bench_serve_cmd->add_option("--output-len", bench_serve.options.output_len, "tokens generated a request (default 64)")
+      ->check(CLI::PositiveNumber);
+  bench_serve_cmd->add_option("--api-key", bench_serve.options.api_key, "send 'Authorization: Bearer KEY'");
+  bench_serve_cmd->add_option("--model", bench_serve.options.model, "model name (default: the first /v1/models lists)");
+  bench_serve_cmd->add_option("--vocab-size", bench_serve.options.vocab_size,
+                              "draw prompt ids below this (default: /v1/models's vocab_size)")
+      ->check(CLI::PositiveNumber);
+  bench_serve_cmd->add_option("--seed", bench_serve.options.seed, "seed of the random prompts");
+  bench_serve_cmd->add_flag("--json", bench_serve.json, "print one JSON object per concurrency level");
 
   try {
     app.parse(argc, argv);
@@ -562,6 +657,7 @@ int Main(int argc, char** argv) {
   }
   if (*build_cmd) return RunBuild(build);
   if (*inspect_cmd) return RunInspect(inspect);
+  if (*bench_serve_cmd) return RunBenchServe(bench_serve);
   // The commands that run an engine may be one rank of several (mpirun); only rank 0
   // prints its results, every rank prints its errors.
   auto started = runtime::Distributed::Start(&argc, &argv);
@@ -575,6 +671,7 @@ int Main(int argc, char** argv) {
   if (*tokenize_cmd) return RunTokenize(tokenize);
   if (*chat_cmd) return RunChat(chat);
   if (*bench_cmd) return RunBench(bench);
+  if (*serve_cmd) return RunServe(serve);
   return 1;
 }
 

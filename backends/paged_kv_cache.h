@@ -1,0 +1,78 @@
+#ifndef DSRT_BACKENDS_PAGED_KV_CACHE_H_
+#define DSRT_BACKENDS_PAGED_KV_CACHE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "backends/kv_cache.h"
+
+namespace dsrt::backends {
+
+// A KV cache carved into fixed-size pages from one pool (vLLM's PagedAttention
+// layout): a page holds `page_tokens` consecutive tokens of one sequence, every
+// cache slot's rows for them, and each sequence has a page table. Sequences take
+// pages as they grow and give them back when they end, so memory follows the
+// tokens actually held rather than max_seq_len for every sequence.
+//
+// Pages are reference-counted so that sequences sharing a prompt prefix can share
+// its full pages: a page that more than one owner holds is only ever read.
+class PagedKvCache : public KvCache {
+ public:
+  // A pool of as many pages as `budget_bytes` holds; an error when it holds none.
+  static absl::StatusOr<std::unique_ptr<PagedKvCache>> Create(CacheLayout layout, int64_t budget_bytes,
+                                                              int64_t page_tokens, int max_sequences,
+                                                              int64_t max_seq_len);
+
+  const CacheLayout& layout() const override { return layout_; }
+  void* Row(int slot, int sequence, int64_t position) override;
+  // An error for a sequence outside [0, max_sequences) or a position without a page.
+  absl::Status Check(int sequence, int64_t position) const override;
+
+  int64_t page_tokens() const { return page_tokens_; }
+  int64_t page_bytes() const { return page_bytes_; }
+  int64_t total_pages() const { return static_cast<int64_t>(refs_.size()); }
+  int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
+  int64_t used_pages() const { return total_pages() - free_pages(); }
+  int max_sequences() const { return static_cast<int>(tables_.size()); }
+  int64_t max_seq_len() const { return max_seq_len_; }
+
+  // Pages a sequence of `tokens` tokens occupies.
+  int64_t PagesFor(int64_t tokens) const { return (tokens + page_tokens_ - 1) / page_tokens_; }
+  // Tokens the sequence's pages hold now.
+  int64_t Capacity(int sequence) const;
+  // New pages the sequence needs to hold `tokens` tokens.
+  int64_t PagesToGrow(int sequence, int64_t tokens) const;
+  // Gives the sequence pages until it holds `tokens` tokens. ResourceExhausted (and
+  // nothing taken) when the pool has too few free pages.
+  absl::Status Grow(int sequence, int64_t tokens);
+  // Returns every page of the sequence to the pool (pages another owner still holds stay).
+  void Release(int sequence);
+
+  const std::vector<int32_t>& PageTable(int sequence) const { return tables_[sequence]; }
+  // Starts an empty sequence on pages another owner holds (a shared prompt prefix).
+  absl::Status Adopt(int sequence, absl::Span<const int32_t> pages);
+  // One more / one fewer owner of a page; the last release returns it to the pool.
+  void RetainPage(int32_t page);
+  void ReleasePage(int32_t page);
+
+ private:
+  PagedKvCache(CacheLayout layout, int64_t pages, int64_t page_tokens, int max_sequences, int64_t max_seq_len);
+
+  CacheLayout layout_;
+  int64_t page_tokens_;
+  int64_t max_seq_len_;
+  std::vector<int64_t> row_bytes_;    // per slot
+  std::vector<int64_t> slot_offset_;  // per slot: where its rows start inside a page
+  int64_t page_bytes_ = 0;
+  std::unique_ptr<uint8_t[]> pool_;   // left uninitialized: a page is written before it is read
+  std::vector<int32_t> refs_;         // owners per page
+  std::vector<int32_t> free_;         // free page ids, taken from the back
+  std::vector<std::vector<int32_t>> tables_;  // per sequence: page ids in token order
+};
+
+}  // namespace dsrt::backends
+
+#endif  // DSRT_BACKENDS_PAGED_KV_CACHE_H_
