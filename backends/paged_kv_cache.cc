@@ -112,6 +112,19 @@ absl::Status PagedKvCache::Adopt(int sequence, absl::Span<const int32_t> pages) 
   return absl::OkStatus();
 }
 
+absl::Status PagedKvCache::Mirror(int sequence, absl::Span<const int32_t> pages) {
+  if (sequence < 0 || sequence >= max_sequences()) {
+    return absl::OutOfRangeError(absl::StrCat("sequence slot ", sequence, " outside [0, ", max_sequences(), ")"));
+  }
+  for (int32_t page : pages) {
+    if (page < 0 || page >= total_pages()) {
+      return absl::OutOfRangeError(absl::StrCat("page ", page, " outside a pool of ", total_pages()));
+    }
+  }
+  tables_[sequence].assign(pages.begin(), pages.end());
+  return absl::OkStatus();
+}
+
 void PagedKvCache::RetainPage(int32_t page) { ++refs_[page]; }
 
 void PagedKvCache::ReleasePage(int32_t page) {

@@ -54,6 +54,10 @@ class PagedKvCache : public KvCache {
   const std::vector<int32_t>& PageTable(int sequence) const { return tables_[sequence]; }
   // Starts an empty sequence on pages another owner holds (a shared prompt prefix).
   absl::Status Adopt(int sequence, absl::Span<const int32_t> pages);
+  // Sets the sequence's page table to `pages` as another rank's cache laid it out: a
+  // rank that runs the steps rank 0 schedules keeps rank 0's page tables (and leaves
+  // its own pool's bookkeeping unused).
+  absl::Status Mirror(int sequence, absl::Span<const int32_t> pages);
   // One more / one fewer owner of a page; the last release returns it to the pool.
   void RetainPage(int32_t page);
   void ReleasePage(int32_t page);

@@ -101,7 +101,12 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Start(int* argc, char*
     distributed->communicator_ = backends::SingleProcessCommunicator();
     return distributed;
   }
-  if (absl::Status s = MpiStatus(MPI_Init(argc, argv), "MPI_Init"); !s.ok()) return s;
+  // The server steps the model from a thread of its own, one MPI call at a time.
+  int provided = 0;
+  if (absl::Status s = MpiStatus(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+      !s.ok()) {
+    return s;
+  }
   distributed->mpi_ = true;
   // Errors come back as codes (and then as a Status naming the call), not as aborts.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

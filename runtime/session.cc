@@ -1,5 +1,7 @@
 #include "runtime/session.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -116,7 +118,92 @@ absl::Status Session::Step(const backends::StepInput& step, backends::StepOutput
     }
     DSRT_RETURN_IF_ERROR(cache_->Check(step.sequence_slots[i], step.positions[i]));
   }
+  if (leads_) DSRT_RETURN_IF_ERROR(SendStep(step));
   return executable_->Run(step, *cache_, out);
+}
+
+namespace {
+
+// What rank 0 sends before each step it leads: a header, then the step's arrays and
+// the page tables of its sequences (sequence, page count, pages) when the cache is paged.
+enum FollowKind : int32_t { kEnd = 0, kStep = 1 };
+struct FollowHeader {
+  int32_t kind = kEnd;
+  int32_t tokens = 0;
+  int32_t logit_rows = 0;
+  int32_t body = 0;  // int32 values after the header
+};
+
+}  // namespace
+
+absl::Status Session::SendStep(const backends::StepInput& step) {
+  std::vector<int32_t> body;
+  for (const auto* part : {&step.token_ids, &step.positions, &step.sequence_slots, &step.logit_rows}) {
+    body.insert(body.end(), part->begin(), part->end());
+  }
+  if (paged_cache_ != nullptr) {
+    std::vector<int32_t> sequences = step.sequence_slots;
+    std::sort(sequences.begin(), sequences.end());
+    sequences.erase(std::unique(sequences.begin(), sequences.end()), sequences.end());
+    for (int32_t sequence : sequences) {
+      const std::vector<int32_t>& pages = paged_cache_->PageTable(sequence);
+      body.push_back(sequence);
+      body.push_back(static_cast<int32_t>(pages.size()));
+      body.insert(body.end(), pages.begin(), pages.end());
+    }
+  }
+  FollowHeader header{kStep, static_cast<int32_t>(step.num_tokens()), static_cast<int32_t>(step.logit_rows.size()),
+                      static_cast<int32_t>(body.size())};
+  DSRT_RETURN_IF_ERROR(communicator_->Broadcast(&header, sizeof(header), 0));
+  return communicator_->Broadcast(body.data(), static_cast<int64_t>(body.size() * sizeof(int32_t)), 0);
+}
+
+absl::Status Session::ReleaseFollowers() {
+  if (!leads_) return absl::OkStatus();
+  leads_ = false;
+  FollowHeader end;
+  return communicator_->Broadcast(&end, sizeof(end), 0);
+}
+
+absl::Status Session::FollowSteps() {
+  if (communicator_ == nullptr || rank() == 0) {
+    return absl::FailedPreconditionError("only ranks other than 0 follow rank 0's steps");
+  }
+  std::vector<int32_t> body;
+  while (true) {
+    FollowHeader header;
+    DSRT_RETURN_IF_ERROR(communicator_->Broadcast(&header, sizeof(header), 0));
+    if (header.kind == kEnd) return absl::OkStatus();
+    body.resize(header.body);
+    DSRT_RETURN_IF_ERROR(communicator_->Broadcast(body.data(), static_cast<int64_t>(body.size() * sizeof(int32_t)), 0));
+    DSRT_RETURN_IF_ERROR(RunFollowedStep(body, header.tokens, header.logit_rows));
+  }
+}
+
+absl::Status Session::RunFollowedStep(const std::vector<int32_t>& message, int64_t tokens, int64_t logit_rows) {
+  if (static_cast<int64_t>(message.size()) < 3 * tokens + logit_rows) {
+    return absl::DataLossError("rank 0 sent a step shorter than its header says");
+  }
+  backends::StepInput step;
+  auto take = [&, at = message.begin()](int64_t n) mutable {
+    std::vector<int32_t> part(at, at + n);
+    at += n;
+    return part;
+  };
+  step.token_ids = take(tokens);
+  step.positions = take(tokens);
+  step.sequence_slots = take(tokens);
+  step.logit_rows = take(logit_rows);
+  for (size_t at = 3 * tokens + logit_rows; at + 2 <= message.size();) {
+    const int32_t sequence = message[at], pages = message[at + 1];
+    if (paged_cache_ == nullptr || pages < 0 || at + 2 + pages > message.size()) {
+      return absl::DataLossError("rank 0 sent page tables this rank cannot take");
+    }
+    DSRT_RETURN_IF_ERROR(paged_cache_->Mirror(sequence, absl::MakeConstSpan(message.data() + at + 2, pages)));
+    at += 2 + pages;
+  }
+  backends::StepOutput out;
+  return executable_->Run(step, *cache_, &out);
 }
 
 namespace {

@@ -51,6 +51,13 @@ class Session {
   // (nothing to do in a world of one).
   absl::Status ShareFromRankZero(void* data, int64_t bytes);
   absl::Status ShareTextFromRankZero(std::string* text);
+
+  // Serving a partitioned engine, where only rank 0 schedules: after LeadOtherRanks,
+  // each Step of rank 0 is first sent to the other ranks (with the page tables it reads),
+  // which run it in FollowSteps until rank 0 calls ReleaseFollowers.
+  void LeadOtherRanks() { leads_ = world_size() > 1 && rank() == 0; }
+  absl::Status FollowSteps();
+  absl::Status ReleaseFollowers();
   // The paged KV cache when SessionOptions asked for one; nullptr otherwise.
   backends::PagedKvCache* paged_cache() { return paged_cache_; }
   // The tokenizer the engine carries (read on first use); an error if it has none.
@@ -67,7 +74,12 @@ class Session {
  private:
   std::unique_ptr<serialization::Engine> engine_;
   std::unique_ptr<ir::Graph> graph_;
+  // Rank 0's step, as the other ranks receive it; and how they run it.
+  absl::Status SendStep(const backends::StepInput& step);
+  absl::Status RunFollowedStep(const std::vector<int32_t>& message, int64_t tokens, int64_t logit_rows);
+
   backends::Communicator* communicator_ = nullptr;
+  bool leads_ = false;
   std::unique_ptr<backends::Backend> backend_;
   std::unique_ptr<backends::Executable> executable_;
   std::unique_ptr<backends::KvCache> cache_;

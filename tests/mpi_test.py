@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
@@ -174,6 +175,42 @@ def check_inspect(dsrt, case_dir, work):
     return failures
 
 
+def check_serve(dsrt, case_dir, work):
+    """`mpirun -n 2 dsrt serve` of a tp2+ep2 engine: rank 0 speaks HTTP, both ranks step;
+    four concurrent greedy completions of the golden prompt give the golden continuation."""
+    import serve_util  # noqa: E402 (the serve tests' helpers)
+    ids, _, golden_greedy = golden_cases.load_case(case_dir)
+    engine = os.path.join(work, "serve.tp2ep2.engine")
+    run([dsrt, "build", "--checkpoint", case_dir, "--output", engine, "--dtype", "f32", "--tp", "2", "--ep", "2"])
+    server = serve_util.Server(mpirun_prefix()[0], *mpirun_prefix()[1:], "-n", "2", dsrt, "serve", engine,
+                               "--kv-cache-bytes", "8M", launcher=True)
+    failures = []
+    try:
+        body = {"model": "serve.tp2ep2", "prompt": ids, "max_tokens": len(golden_greedy), "temperature": 0,
+                "ignore_eos": True, "return_token_ids": True}
+        results = [None] * 4
+
+        def ask(i):
+            results[i] = server.request("POST", "/v1/completions", body)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for status, answer in results:
+            tokens = answer["choices"][0]["token_ids"] if status == 200 else answer
+            if tokens != golden_greedy:
+                failures.append(f"mpirun serve: {status} {tokens} != golden {golden_greedy}")
+    finally:
+        code = server.stop()  # mpirun ends the job on SIGTERM, with a status of its own
+    left = subprocess.run(["pgrep", "-f", f"serve {engine}"], capture_output=True, text=True).stdout.split()
+    if code is None or left:
+        failures.append(f"mpirun serve: SIGTERM left it running (exit {code}, processes {left})")
+    print(f"mpirun -n 2 dsrt serve: {'ok' if not failures else 'FAILED'}")
+    return failures
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
@@ -199,6 +236,7 @@ def main():
                 failures.append(str(e))
         try:
             failures += check_inspect(args.dsrt, cases[0], work)
+            failures += check_serve(args.dsrt, cases[-1], work)
             failures += check_errors(args.dsrt, cases[0], work)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             failures.append(str(e))

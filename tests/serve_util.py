@@ -27,12 +27,22 @@ def build_demo_engine(binary, work):
     return engine
 
 
+def build_tiny_engine(binary, work):
+    """tiny-v3 (no tokenizer: prompts are token ids), f32; builds in a second."""
+    ckpt, engine = os.path.join(work, "tiny-ckpt"), os.path.join(work, "tiny.engine")
+    dsrt(binary, "synth", "--preset", "tiny-v3", "--output", ckpt, "--seed", "3")
+    dsrt(binary, "build", "--checkpoint", ckpt, "--output", engine, "--dtype", "f32")
+    return engine
+
+
 class Server:
     """`dsrt serve ENGINE --port 0 ...` until stop(); `url` from its listening line."""
 
-    def __init__(self, binary, engine, *extra):
-        self.proc = subprocess.Popen([binary, "serve", engine, "--port", "0", *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def __init__(self, binary, engine, *extra, launcher=False):
+        """With `launcher`, `binary engine *extra` is a whole command line (mpirun ... dsrt
+        serve ENGINE) that "--port 0" is appended to."""
+        command = [binary, engine, *extra] if launcher else [binary, "serve", engine, *extra]
+        self.proc = subprocess.Popen(command + ["--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
         match = re.search(r"listening on http://([\d.]+):(\d+)", line)
         if not match:

@@ -286,7 +286,10 @@ absl::Status Serve(const ServeOptions& options, const std::function<void(const S
   session_options.max_sequences = options.max_batch;
   session_options.kv_cache_bytes = options.kv_cache_bytes;
   session_options.kv_page_tokens = options.kv_page_tokens;
+  session_options.communicator = options.communicator;
   DSRT_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Open(options.engine_path, session_options));
+  if (session->rank() != 0) return session->FollowSteps();  // signals stay blocked: rank 0 decides when to end
+  session->LeadOtherRanks();
 
   ApiModel model;
   model.name = options.model_name.empty() ? DefaultModelName(options.engine_path) : options.model_name;
@@ -331,6 +334,7 @@ absl::Status Serve(const ServeOptions& options, const std::function<void(const S
   const bool clean = server.listen_after_bind();
   signals.Stop();
   scheduler->Stop();
+  DSRT_RETURN_IF_ERROR(session->ReleaseFollowers());
   if (!clean) return absl::UnavailableError(absl::StrCat("the server on ", options.host, ":", port, " failed"));
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backends/communicator.h"
 
 namespace dsrt::runtime::serve {
 
@@ -23,6 +24,9 @@ struct ServeOptions {
   std::string backend = "onednn";
   int threads = 0;
   int64_t max_body_bytes = int64_t{8} << 20;
+  // The ranks of a partitioned engine (mpirun): rank 0 serves HTTP and schedules, the
+  // others run its steps. Null: one process.
+  backends::Communicator* communicator = nullptr;
 };
 
 // What the server reports once it listens.
@@ -38,7 +42,9 @@ struct ServeInfo {
 // Serves the engine over OpenAI's HTTP API (/v1/models, /v1/chat/completions,
 // /v1/completions) plus /health and /metrics, one model loop batching every request,
 // until SIGINT or SIGTERM; then refuses new requests, ends the running ones and
-// returns. `on_listening` is called once the socket accepts connections.
+// returns. `on_listening` is called once the socket accepts connections. On ranks other
+// than 0 of a partitioned engine it serves nothing itself: it runs rank 0's steps until
+// rank 0 shuts down.
 absl::Status Serve(const ServeOptions& options, const std::function<void(const ServeInfo&)>& on_listening);
 
 // "2G", "512M", "1048576", "1.5GiB": a byte count as a user writes it.

@@ -667,6 +667,7 @@ int Main(int argc, char** argv) {
     return Fail(absl::InternalError("cannot silence the output of rank " + std::to_string(distributed->rank())));
   }
   bench.options.communicator = Communicator();
+  serve.options.communicator = Communicator();
   if (*run_cmd) return RunRun(run);
   if (*tokenize_cmd) return RunTokenize(tokenize);
   if (*chat_cmd) return RunChat(chat);
