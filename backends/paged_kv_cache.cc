@@ -6,6 +6,25 @@
 #include "absl/strings/str_cat.h"
 
 namespace dsrt::backends {
+namespace {
+
+constexpr uint64_t kRootHash = 0;  // the parent key of a sequence's first page
+
+// splitmix64's finalizer: every input bit moves every output bit.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t PageHash(uint64_t parent_hash, absl::Span<const int32_t> tokens) {
+  uint64_t hash = Mix(parent_hash);
+  for (int32_t token : tokens) hash = Mix(hash ^ static_cast<uint32_t>(token));
+  return hash;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(CacheLayout layout, int64_t budget_bytes,
                                                                    int64_t page_tokens, int max_sequences,
@@ -27,7 +46,13 @@ absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(CacheLayout l
 
 PagedKvCache::PagedKvCache(CacheLayout layout, int64_t pages, int64_t page_tokens, int max_sequences,
                            int64_t max_seq_len)
-    : layout_(std::move(layout)), page_tokens_(page_tokens), max_seq_len_(max_seq_len), tables_(max_sequences) {
+    : layout_(std::move(layout)),
+      page_tokens_(page_tokens),
+      max_seq_len_(max_seq_len),
+      tables_(max_sequences),
+      published_(pages),
+      hashed_pages_(max_sequences, 0),
+      chain_hash_(max_sequences, kRootHash) {
   for (int64_t elements : layout_.row_elements) {
     row_bytes_.push_back(ir::DTypeBytes(layout_.dtype, elements));
     slot_offset_.push_back(page_bytes_);
@@ -81,18 +106,36 @@ absl::Status PagedKvCache::Grow(int sequence, int64_t tokens) {
     return absl::ResourceExhaustedError(
         absl::StrCat("KV cache: ", needed, " pages needed, ", free_pages(), " free of ", total_pages()));
   }
-  for (int64_t i = 0; i < needed; ++i) {
-    const int32_t page = free_.back();
-    free_.pop_back();
-    refs_[page] = 1;
-    tables_[sequence].push_back(page);
-  }
+  for (int64_t i = 0; i < needed; ++i) tables_[sequence].push_back(TakePage());
   return absl::OkStatus();
 }
 
+int32_t PagedKvCache::TakePage() {
+  int32_t page;
+  if (!free_.empty()) {
+    page = free_.back();
+    free_.pop_back();
+  } else {
+    page = evictable_.front();
+    evictable_.pop_front();
+    Unpublish(page);
+  }
+  refs_[page] = 1;
+  return page;
+}
+
+void PagedKvCache::Unpublish(int32_t page) {
+  auto it = by_hash_.find(published_[page].hash);
+  if (it != by_hash_.end() && it->second == page) by_hash_.erase(it);
+  published_[page] = Published();
+}
+
 void PagedKvCache::Release(int sequence) {
-  for (int32_t page : tables_[sequence]) ReleasePage(page);
-  tables_[sequence].clear();
+  std::vector<int32_t>& table = tables_[sequence];
+  for (auto page = table.rbegin(); page != table.rend(); ++page) ReleasePage(*page);
+  table.clear();
+  hashed_pages_[sequence] = 0;
+  chain_hash_[sequence] = kRootHash;
 }
 
 absl::Status PagedKvCache::Adopt(int sequence, absl::Span<const int32_t> pages) {
@@ -103,8 +146,8 @@ absl::Status PagedKvCache::Adopt(int sequence, absl::Span<const int32_t> pages) 
     return absl::FailedPreconditionError(absl::StrCat("sequence slot ", sequence, " already holds pages"));
   }
   for (int32_t page : pages) {
-    if (page < 0 || page >= total_pages() || refs_[page] == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("page ", page, " is not held by anyone"));
+    if (page < 0 || page >= total_pages() || (refs_[page] == 0 && !published_[page].published)) {
+      return absl::InvalidArgumentError(absl::StrCat("page ", page, " is neither held by anyone nor published"));
     }
   }
   for (int32_t page : pages) RetainPage(page);
@@ -125,10 +168,55 @@ absl::Status PagedKvCache::Mirror(int sequence, absl::Span<const int32_t> pages)
   return absl::OkStatus();
 }
 
-void PagedKvCache::RetainPage(int32_t page) { ++refs_[page]; }
+void PagedKvCache::RetainPage(int32_t page) {
+  if (refs_[page] == 0 && published_[page].published) evictable_.erase(published_[page].evictable);
+  ++refs_[page];
+}
 
 void PagedKvCache::ReleasePage(int32_t page) {
-  if (--refs_[page] == 0) free_.push_back(page);
+  if (--refs_[page] > 0) return;
+  if (!published_[page].published) {
+    free_.push_back(page);
+    return;
+  }
+  published_[page].evictable = evictable_.insert(evictable_.end(), page);
+}
+
+std::vector<int32_t> PagedKvCache::MatchPrefix(absl::Span<const int32_t> tokens, int64_t max_pages) const {
+  std::vector<int32_t> pages;
+  uint64_t parent = kRootHash;
+  const int64_t full = std::min(static_cast<int64_t>(tokens.size()) / page_tokens_, max_pages);
+  for (int64_t i = 0; i < full; ++i) {
+    const absl::Span<const int32_t> content = tokens.subspan(i * page_tokens_, page_tokens_);
+    const uint64_t hash = PageHash(parent, content);
+    auto it = by_hash_.find(hash);
+    if (it == by_hash_.end()) break;
+    const Published& found = published_[it->second];
+    if (found.parent_hash != parent || !std::equal(content.begin(), content.end(), found.tokens.begin())) break;
+    pages.push_back(it->second);
+    parent = hash;
+  }
+  return pages;
+}
+
+void PagedKvCache::Publish(int sequence, absl::Span<const int32_t> computed) {
+  const std::vector<int32_t>& table = tables_[sequence];
+  const int64_t full = std::min(static_cast<int64_t>(computed.size()) / page_tokens_, static_cast<int64_t>(table.size()));
+  for (int64_t i = hashed_pages_[sequence]; i < full; ++i) {
+    const absl::Span<const int32_t> content = computed.subspan(i * page_tokens_, page_tokens_);
+    const uint64_t parent = chain_hash_[sequence];
+    const uint64_t hash = PageHash(parent, content);
+    chain_hash_[sequence] = hash;
+    hashed_pages_[sequence] = i + 1;
+    const int32_t page = table[i];
+    if (published_[page].published || by_hash_.count(hash) > 0) continue;  // adopted, or a twin computed it too
+    Published& entry = published_[page];
+    entry.published = true;
+    entry.hash = hash;
+    entry.parent_hash = parent;
+    entry.tokens.assign(content.begin(), content.end());
+    by_hash_[hash] = page;
+  }
 }
 
 }  // namespace dsrt::backends

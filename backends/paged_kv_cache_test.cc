@@ -136,5 +136,85 @@ TEST(PagedKvCache, APageRetainedOutsideAnySequenceOutlivesIt) {
   EXPECT_EQ(cache->free_pages(), 2);
 }
 
+std::vector<int32_t> Tokens(int count, int32_t first) {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < count; ++i) tokens.push_back(first + i);
+  return tokens;
+}
+
+TEST(PagedKvCache, PublishedPagesOutliveTheirSequenceAndAreFoundByTheirTokens) {
+  auto cache = MakeCache(6);
+  const std::vector<int32_t> tokens = Tokens(10, 100);
+  ASSERT_TRUE(cache->Grow(0, 10).ok());
+  const std::vector<int32_t> table = cache->PageTable(0);
+  cache->Publish(0, tokens);  // two full pages; the third holds only 2 tokens
+  EXPECT_EQ(cache->MatchPrefix(tokens, 10), std::vector<int32_t>(table.begin(), table.begin() + 2));
+  cache->Release(0);
+  EXPECT_EQ(cache->used_pages(), 0);
+  EXPECT_EQ(cache->free_pages(), 6);
+  EXPECT_EQ(cache->evictable_pages(), 2);
+
+  EXPECT_EQ(cache->MatchPrefix(tokens, 1), std::vector<int32_t>{table[0]});
+  std::vector<int32_t> second_page_differs = tokens;
+  second_page_differs[6] = 1;
+  EXPECT_EQ(cache->MatchPrefix(second_page_differs, 10), std::vector<int32_t>{table[0]});
+  std::vector<int32_t> first_page_differs = tokens;
+  first_page_differs[0] = 1;  // the second page's tokens alone do not match: its key chains the first's
+  EXPECT_TRUE(cache->MatchPrefix(first_page_differs, 10).empty());
+
+  const std::vector<int32_t> found = cache->MatchPrefix(tokens, 10);
+  ASSERT_TRUE(cache->Adopt(1, found).ok());
+  EXPECT_EQ(cache->used_pages(), 2);
+  EXPECT_EQ(cache->evictable_pages(), 0);
+  cache->Release(1);
+  EXPECT_EQ(cache->evictable_pages(), 2);
+}
+
+TEST(PagedKvCache, GrowEvictsTheTailOfTheLeastRecentlyReleasedPagesOnlyWhenNoneIsFree) {
+  auto cache = MakeCache(4);
+  const std::vector<int32_t> tokens = Tokens(8, 1);
+  ASSERT_TRUE(cache->Grow(0, 8).ok());
+  const std::vector<int32_t> table = cache->PageTable(0);
+  cache->Publish(0, tokens);
+  cache->Release(0);
+
+  ASSERT_TRUE(cache->Grow(1, 8).ok());  // the two truly free pages
+  EXPECT_EQ(cache->MatchPrefix(tokens, 2), table);
+  ASSERT_TRUE(cache->Grow(1, 12).ok());  // evicts the published tail page, released first
+  EXPECT_EQ(cache->MatchPrefix(tokens, 2), std::vector<int32_t>{table[0]});
+  ASSERT_TRUE(cache->Grow(1, 16).ok());
+  EXPECT_TRUE(cache->MatchPrefix(tokens, 2).empty());
+  EXPECT_EQ(cache->free_pages(), 0);
+  EXPECT_EQ(cache->Grow(2, 1).code(), absl::StatusCode::kResourceExhausted);
+  cache->Release(1);  // never published: truly free again
+  EXPECT_EQ(cache->free_pages(), 4);
+  EXPECT_EQ(cache->evictable_pages(), 0);
+}
+
+TEST(PagedKvCache, TwinSequencesPublishTheirCommonPagesOnce) {
+  auto cache = MakeCache(6);
+  const std::vector<int32_t> tokens = Tokens(8, 50);
+  ASSERT_TRUE(cache->Grow(0, 8).ok());
+  ASSERT_TRUE(cache->Grow(1, 8).ok());
+  cache->Publish(0, tokens);
+  cache->Publish(1, tokens);
+  EXPECT_EQ(cache->MatchPrefix(tokens, 2), cache->PageTable(0));
+  cache->Release(1);
+  cache->Release(0);
+  EXPECT_EQ(cache->evictable_pages(), 2);
+  EXPECT_EQ(cache->free_pages(), 6);
+}
+
+TEST(PagedKvCache, AdoptRefusesAPageThatWasEvicted) {
+  auto cache = MakeCache(1);
+  ASSERT_TRUE(cache->Grow(0, 4).ok());
+  cache->Publish(0, Tokens(4, 9));
+  const std::vector<int32_t> found = cache->PageTable(0);
+  cache->Release(0);
+  ASSERT_TRUE(cache->Grow(1, 4).ok());  // evicts it
+  cache->Release(1);
+  EXPECT_FALSE(cache->Adopt(2, found).ok());
+}
+
 }  // namespace
 }  // namespace dsrt::backends

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -26,32 +27,73 @@ int32_t Argmax(absl::Span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+namespace {
+
+// Tokens that a nucleus is first looked for among: as a rule it is far smaller.
+constexpr size_t kNucleusCandidates = 1024;
+
+// exp((logit - max) / temperature) of `ids`, in their order.
+std::vector<double> Weights(absl::Span<const float> logits, const std::vector<int32_t>& ids, double max_logit,
+                            double temperature) {
+  std::vector<double> weights(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) weights[i] = std::exp((logits[ids[i]] - max_logit) / temperature);
+  return weights;
+}
+
+}  // namespace
+
 int32_t Sampler::Sample(absl::Span<const float> logits) {
   if (params_.greedy) return Argmax(logits);
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  const size_t keep = params_.top_k > 0 ? std::min<size_t>(params_.top_k, logits.size()) : logits.size();
-  auto higher = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  // The order is total (ties broken by id), so a full sort gives partial_sort's order, several times faster.
-  if (keep == logits.size()) {
-    std::sort(order.begin(), order.end(), higher);
-  } else {
-    std::partial_sort(order.begin(), order.begin() + keep, order.end(), higher);
+  const double max_logit = *std::max_element(logits.begin(), logits.end());
+  const size_t vocab = logits.size();
+  const size_t keep = params_.top_k > 0 ? std::min<size_t>(params_.top_k, vocab) : vocab;
+  if (keep == vocab && params_.top_p >= 1.0) {
+    // Every token can be drawn: no order needed, so none is made (a sort of the whole
+    // vocabulary a token is what the server's batched steps would otherwise spend).
+    std::vector<double> weights(vocab);
+    for (size_t i = 0; i < vocab; ++i) weights[i] = std::exp((logits[i] - max_logit) / params_.temperature);
+    std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
+    return static_cast<int32_t>(pick(rng_));
   }
-  order.resize(keep);
-
-  std::vector<double> probs(keep);
-  const double max_logit = logits[order[0]];
-  double total = 0;
-  for (size_t i = 0; i < keep; ++i) total += probs[i] = std::exp((logits[order[i]] - max_logit) / params_.temperature);
+  double total = 0;  // over the kept tokens
+  if (keep == vocab) {
+    for (float logit : logits) total += std::exp((logit - max_logit) / params_.temperature);
+  }
+  // The kept tokens in order of logit (ties by id), the best `sorted` of them first. The
+  // nucleus is a prefix of that order: look for it among the best kNucleusCandidates
+  // and sort everything only when it is not there.
+  std::vector<int32_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  auto higher = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  size_t sorted = std::min(keep, kNucleusCandidates);
+  std::partial_sort(order.begin(), order.begin() + sorted, order.end(), higher);
+  std::vector<int32_t> best(order.begin(), order.begin() + sorted);
+  std::vector<double> weights = Weights(logits, best, max_logit, params_.temperature);
+  if (keep < vocab) {
+    if (sorted < keep) {
+      std::partial_sort(order.begin(), order.begin() + keep, order.end(), higher);
+      best.assign(order.begin(), order.begin() + keep);
+      weights = Weights(logits, best, max_logit, params_.temperature);
+    }
+    total = std::accumulate(weights.begin(), weights.end(), 0.0);
+  }
   size_t nucleus = 0;
   double mass = 0;
-  while (nucleus < keep) {
-    mass += probs[nucleus++] / total;
+  while (nucleus < best.size()) {
+    mass += weights[nucleus++] / total;
     if (mass >= params_.top_p) break;
   }
-  std::discrete_distribution<size_t> pick(probs.begin(), probs.begin() + nucleus);
-  return order[pick(rng_)];
+  if (mass < params_.top_p && best.size() < keep) {  // the nucleus reaches past the candidates
+    std::sort(order.begin(), order.end(), higher);
+    best.assign(order.begin(), order.begin() + keep);
+    weights = Weights(logits, best, max_logit, params_.temperature);
+    for (mass = 0, nucleus = 0; nucleus < keep;) {
+      mass += weights[nucleus++] / total;
+      if (mass >= params_.top_p) break;
+    }
+  }
+  std::discrete_distribution<size_t> pick(weights.begin(), weights.begin() + nucleus);
+  return best[pick(rng_)];
 }
 
 }  // namespace dsrt::runtime

@@ -9,7 +9,6 @@ error shape, nothing may hang, and at the end no request runs and no page is hel
 usage: serve_load_test.py --dsrt BUILD/tools/dsrt/dsrt
 """
 
-import argparse
 import concurrent.futures
 import json
 import os
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from serve_util import Checks, Server, build_demo_engine, parse_events
+from serve_util import build_demo_engine, Checks, dsrt_from_args, parse_events, Server
 
 REQUESTS = 64
 CONCURRENCY = 16
@@ -108,10 +107,7 @@ def run_one(server, i):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dsrt", required=True)
-    args = parser.parse_args()
-    binary = os.path.abspath(args.dsrt)
+    binary = dsrt_from_args()
     checks = Checks()
     with tempfile.TemporaryDirectory() as work:
         engine = build_demo_engine(binary, work)

@@ -10,7 +10,6 @@ the two candidates on run's logits at that position and requires it to be tiny.
 usage: serve_parity_test.py --dsrt BUILD/tools/dsrt/dsrt
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 
 import numpy as np
 
-from serve_util import Checks, Server, build_demo_engine, dsrt
+from serve_util import build_demo_engine, Checks, dsrt, dsrt_from_args, serving
 import json
 
 PROMPTS = ["Write one sentence about the sea.", "Hello", "什么是机器学习？请简单回答。"]
@@ -53,6 +52,29 @@ def margin_at_divergence(binary, engine, work, prompt_ids, ran, served):
     return k, float(last[ran[k]] - last[served[k]])
 
 
+def chat_turn(server, messages):
+    status, body = server.request("POST", "/v1/chat/completions", {
+        "messages": messages, "max_tokens": 8, "temperature": 0})
+    assert status == 200, body
+    return body["choices"][0]["message"]["content"], body["usage"]["prompt_tokens"]
+
+
+def check_next_turn_reuses_pages(checks, server):
+    """A chat continued one turn later: its prompt starts with the previous one, whose
+    full KV pages (16 tokens each) the server finds in its prefix cache."""
+    history = [{"role": "user", "content": "Tell me about the sea and the ships on it. " * 6}]
+    answer, first_prompt = chat_turn(server, history)
+    before = server.metrics()
+    history += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And the harbours?"}]
+    _, second_prompt = chat_turn(server, history)
+    after = server.metrics()
+    hits = after["dsrt_prefix_cache_hits_total"] - before["dsrt_prefix_cache_hits_total"]
+    prefilled = after["dsrt_prefill_tokens_total"] - before["dsrt_prefill_tokens_total"]
+    checks.expect("the next chat turn reuses at least the previous prompt's full pages",
+                  hits >= first_prompt // 16 * 16 > 0 and prefilled == second_prompt - hits,
+                  (first_prompt, second_prompt, hits, prefilled))
+
+
 class Background:
     """A streaming request that keeps decoding until told to stop, noting when events arrive."""
 
@@ -75,16 +97,12 @@ class Background:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dsrt", required=True)
-    args = parser.parse_args()
-    binary = os.path.abspath(args.dsrt)
+    binary = dsrt_from_args()
     checks = Checks()
     with tempfile.TemporaryDirectory() as work:
         engine = build_demo_engine(binary, work)
         expected = {p: run_greedy(binary, engine, p) for p in PROMPTS}
-        server = Server(binary, engine, "--max-batch", "16", "--kv-cache-bytes", "256M", "--threads", "2")
-        try:
+        with serving(checks, binary, engine, "--max-batch", "16", "--kv-cache-bytes", "256M", "--threads", "2") as server:
             def compare(name, prompt, served):
                 prompt_ids, ran = expected[prompt]
                 if served == ran:
@@ -98,6 +116,7 @@ def main():
 
             for prompt in PROMPTS:
                 compare("alone", prompt, serve_greedy(server, prompt))
+            check_next_turn_reuses_pages(checks, server)
 
             for prompt in PROMPTS:
                 server.wait_idle()  # the previous round's streams are cancelled
@@ -120,9 +139,6 @@ def main():
             checks.expect("every page is free at the end", m["dsrt_kv_pages_used"] == 0, m)
             checks.expect("the disconnected streams were cancelled",
                           m['dsrt_requests_finished_total{reason="cancelled"}'] == 45, m)
-        finally:
-            code = server.stop()
-        checks.expect("SIGTERM shuts the server down cleanly", code == 0, f"exit code {code}")
     return checks.exit_code()
 
 

@@ -1,5 +1,7 @@
 """Helpers the `dsrt serve` tests share: an engine, a server process, HTTP calls."""
 
+import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -8,6 +10,13 @@ import subprocess
 import threading
 import time
 import urllib.parse
+
+
+def dsrt_from_args():
+    """The absolute path of the dsrt binary that `--dsrt` names on the command line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsrt", required=True)
+    return os.path.abspath(parser.parse_args().dsrt)
 
 
 def dsrt(binary, *args):
@@ -119,6 +128,17 @@ class Server:
             if idle or time.time() > deadline:
                 return m
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(checks, binary, engine, *extra):
+    """A Server for the block's duration; at its end SIGTERM must shut it down cleanly."""
+    server = Server(binary, engine, *extra)
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        checks.expect("SIGTERM shuts the server down cleanly", code == 0, f"exit code {code}")
 
 
 def parse_events(events):

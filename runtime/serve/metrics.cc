@@ -31,12 +31,23 @@ ServeMetrics::ServeMetrics()
 
 void ServeMetrics::RecordPromptTokens(int64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  prompt_tokens_ += n;
+  tokens_.prompt += n;
 }
 
 void ServeMetrics::RecordGeneratedTokens(int64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  generated_tokens_ += n;
+  tokens_.generated += n;
+}
+
+void ServeMetrics::RecordPrefilledTokens(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tokens_.prefilled += n;
+}
+
+void ServeMetrics::RecordPrefixLookup(int64_t queried_tokens, int64_t hit_tokens) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tokens_.prefix_cache_queries += queried_tokens;
+  tokens_.prefix_cache_hits += hit_tokens;
 }
 
 void ServeMetrics::RecordFinished(const std::string& reason) {
@@ -72,6 +83,11 @@ SchedulerGauges ServeMetrics::gauges() const {
   return gauges_;
 }
 
+TokenCounters ServeMetrics::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tokens_;
+}
+
 namespace {
 
 std::string Metric(const std::string& name, const std::string& type, const std::string& help, int64_t value) {
@@ -87,9 +103,18 @@ std::string ServeMetrics::RenderPrometheus() const {
   absl::StrAppend(&out, Metric("dsrt_requests_waiting", "gauge", "Requests queued for admission.", gauges_.waiting));
   absl::StrAppend(&out, Metric("dsrt_kv_pages_used", "gauge", "KV cache pages held by requests.", gauges_.kv_pages_used));
   absl::StrAppend(&out, Metric("dsrt_kv_pages_free", "gauge", "KV cache pages free.", gauges_.kv_pages_free));
+  absl::StrAppend(&out, Metric("dsrt_kv_pages_evictable", "gauge",
+                               "Free KV pages whose rows are kept for prefix reuse.", gauges_.kv_pages_evictable));
   absl::StrAppend(&out, Metric("dsrt_kv_page_tokens", "gauge", "Tokens a KV page holds.", gauges_.kv_page_tokens));
-  absl::StrAppend(&out, Metric("dsrt_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", prompt_tokens_));
-  absl::StrAppend(&out, Metric("dsrt_generation_tokens_total", "counter", "Tokens generated.", generated_tokens_));
+  absl::StrAppend(&out, Metric("dsrt_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", tokens_.prompt));
+  absl::StrAppend(&out, Metric("dsrt_generation_tokens_total", "counter", "Tokens generated.", tokens_.generated));
+  absl::StrAppend(&out, Metric("dsrt_prefill_tokens_total", "counter",
+                               "Prompt tokens the model computed (not found in the prefix cache).", tokens_.prefilled));
+  absl::StrAppend(&out, Metric("dsrt_prefix_cache_queries_total", "counter",
+                               "Tokens looked up in the prefix cache at admission.", tokens_.prefix_cache_queries));
+  absl::StrAppend(&out, Metric("dsrt_prefix_cache_hits_total", "counter",
+                               "Tokens found in the prefix cache at admission (their rows reused).",
+                               tokens_.prefix_cache_hits));
   absl::StrAppend(&out, Metric("dsrt_requests_rejected_total", "counter", "Requests refused with a 4xx.", rejected_));
   absl::StrAppend(&out, "# HELP dsrt_requests_finished_total Requests that ended, by reason.\n",
                   "# TYPE dsrt_requests_finished_total counter\n");

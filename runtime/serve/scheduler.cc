@@ -22,6 +22,7 @@ struct Scheduler::Sequence {
   std::shared_ptr<RequestChannel> channel;
   std::vector<int32_t> tokens;  // the prompt, then what was generated
   int64_t computed = 0;         // leading tokens whose rows the cache holds
+  int64_t admitted_length = 0;  // tokens at the last admission: those up to it are prefill
   int64_t generated = 0;
   int slot = -1;
   bool counted = false;  // its prompt tokens are in the metrics
@@ -142,22 +143,36 @@ void Scheduler::Admit() {
   for (const auto& sequence : running_) active += sequence->active();
   while (!waiting_.empty() && !free_slots_.empty()) {
     Sequence& next = *waiting_.front();
-    const int64_t length = static_cast<int64_t>(next.tokens.size());
-    // Keep one page per running sequence free, so that admitting does not force a
-    // preemption on the very next decode step.
-    if (cache_.PagesFor(length) + active > cache_.free_pages()) break;
     const int slot = free_slots_.back();
-    if (!cache_.Grow(slot, length).ok()) break;
+    if (!Place(next, slot, active)) break;
     free_slots_.pop_back();
     next.slot = slot;
-    next.computed = 0;
     next.preempted = false;
-    if (!next.counted) metrics_->RecordPromptTokens(length);
+    if (!next.counted) metrics_->RecordPromptTokens(next.admitted_length);
     next.counted = true;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     ++active;
   }
+}
+
+// Gives the sequence the slot's pages: the published pages holding its prefix (never
+// its last token, which must run to give logits), then fresh ones for the rest. False,
+// holding nothing, when those do not fit beside one spare page per running sequence
+// (so that admitting does not force a preemption on the very next decode step).
+bool Scheduler::Place(Sequence& sequence, int slot, int64_t active) {
+  const int64_t length = static_cast<int64_t>(sequence.tokens.size());
+  std::vector<int32_t> cached;
+  if (options_.prefix_caching) cached = cache_.MatchPrefix(sequence.tokens, (length - 1) / cache_.page_tokens());
+  if (!cache_.Adopt(slot, cached).ok()) return false;
+  if (cache_.PagesToGrow(slot, length) + active > cache_.free_pages() || !cache_.Grow(slot, length).ok()) {
+    cache_.Release(slot);
+    return false;
+  }
+  sequence.computed = static_cast<int64_t>(cached.size()) * cache_.page_tokens();
+  sequence.admitted_length = length;
+  if (options_.prefix_caching) metrics_->RecordPrefixLookup(length, sequence.computed);
+  return true;
 }
 
 void Scheduler::Preempt(Sequence& sequence) {
@@ -225,9 +240,11 @@ absl::StatusOr<bool> Scheduler::Step() {
   backends::StepInput step;
   std::vector<std::pair<Sequence*, int64_t>> fed;  // each sequence in the step and its token count
   std::vector<Sequence*> sampled;                  // in logit-row order
+  int64_t prefilled = 0;
   auto feed = [&](Sequence& sequence, int64_t count) {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t position = sequence.computed + i;
+      prefilled += position < sequence.admitted_length;
       step.token_ids.push_back(sequence.tokens[position]);
       step.positions.push_back(static_cast<int32_t>(position));
       step.sequence_slots.push_back(sequence.slot);
@@ -257,7 +274,13 @@ absl::StatusOr<bool> Scheduler::Step() {
     backends::StepOutput out;
     status = session_.Step(step, &out);
     if (status.ok()) {
-      for (auto& [sequence, count] : fed) sequence->computed += count;
+      metrics_->RecordPrefilledTokens(prefilled);
+      for (auto& [sequence, count] : fed) {
+        sequence->computed += count;
+        if (options_.prefix_caching) {
+          cache_.Publish(sequence->slot, absl::MakeConstSpan(sequence->tokens.data(), sequence->computed));
+        }
+      }
       for (size_t row = 0; row < sampled.size(); ++row) SampleAndStream(*sampled[row], out.row(row), out.vocab);
     } else {
       for (auto& [sequence, count] : fed) Retire(*sequence, "error", status);
@@ -287,6 +310,7 @@ void Scheduler::PublishGauges() {
   }
   gauges.kv_pages_used = cache_.used_pages();
   gauges.kv_pages_free = cache_.free_pages();
+  gauges.kv_pages_evictable = cache_.evictable_pages();
   gauges.kv_page_tokens = cache_.page_tokens();
   metrics_->SetGauges(gauges);
 }

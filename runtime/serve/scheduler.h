@@ -23,6 +23,9 @@ struct SchedulerOptions {
   // the prompts being prefilled, so a long prompt never stalls the running streams.
   int64_t max_step_tokens = 256;
   int64_t max_waiting = 1024;  // more queued requests are refused
+  // Reuse the KV pages of a prompt's leading full pages when another request (running
+  // or finished) computed the same tokens (see PagedKvCache's prefix caching).
+  bool prefix_caching = true;
 };
 
 // Continuous (inflight) batching over a Session with a paged KV cache (Orca, vLLM):
@@ -33,6 +36,11 @@ struct SchedulerOptions {
 // When a growing sequence finds no free page, the most recently admitted one is
 // preempted: its pages are freed and it waits at the head of the queue, to be
 // recomputed from its prompt and the tokens it already produced.
+//
+// With prefix caching, a request's full pages are published as they are computed and
+// outlive it (evictable) once it ends; an admitted request adopts the published pages
+// that hold its leading tokens and prefills only the rest, always at least its last
+// token, whose logits give its first generated one.
 //
 // Submit may be called from any thread; Step (or the loop of Start) runs on one.
 class Scheduler {
@@ -57,6 +65,7 @@ class Scheduler {
   void Stop();
 
   SchedulerGauges gauges() const { return metrics_->gauges(); }
+  TokenCounters counters() const { return metrics_->counters(); }
 
  private:
   struct Sequence;
@@ -67,6 +76,7 @@ class Scheduler {
   void TakeIncoming();
   void RetireCancelled();
   void Admit();
+  bool Place(Sequence& sequence, int slot, int64_t active);
   bool ReserveDecodePage(Sequence& sequence);
   void Preempt(Sequence& sequence);
   void Retire(Sequence& sequence, const std::string& reason, absl::Status status);

@@ -9,6 +9,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "gtest/gtest.h"
 #include "models/config.h"
 #include "models/synth.h"
@@ -19,24 +21,30 @@ namespace {
 
 constexpr int64_t kMaxSeqLen = 64;
 
+// tiny-v3 with seed 11, f32; `eos_token_id` other than -1 replaces the preset's
+// (the weights do not depend on it).
+std::string BuildTinyEngine(const std::string& name, int64_t eos_token_id = -1) {
+  const std::string dir = testing::TempDir() + "/scheduler_test_" + std::to_string(getpid()) + "_" + name;
+  std::filesystem::remove_all(dir);
+  auto text = models::PresetConfigJson("tiny-v3");
+  EXPECT_TRUE(text.ok()) << text.status();
+  nlohmann::json config_json = nlohmann::json::parse(*text);
+  if (eos_token_id >= 0) config_json["eos_token_id"] = eos_token_id;
+  auto config = models::ParseDeepSeekConfig(config_json.dump(), "tiny-v3");
+  EXPECT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(models::SynthesizeCheckpoint(*config, config_json.dump(), dir, /*seed=*/11, {}).ok());
+  EngineBuildOptions options;
+  options.checkpoint_dir = dir;
+  options.output_path = dir + "/model.engine";
+  options.dtype = ir::DType::kF32;
+  options.max_seq_len = kMaxSeqLen;
+  auto report = BuildEngine(options);
+  EXPECT_TRUE(report.ok()) << report.status();
+  return options.output_path;
+}
+
 const std::string& TinyEngine() {
-  static const std::string* path = [] {
-    const std::string dir = testing::TempDir() + "/scheduler_test_" + std::to_string(getpid());
-    std::filesystem::remove_all(dir);
-    auto text = models::PresetConfigJson("tiny-v3");
-    EXPECT_TRUE(text.ok()) << text.status();
-    auto config = models::ParseDeepSeekConfig(*text, "tiny-v3");
-    EXPECT_TRUE(config.ok()) << config.status();
-    EXPECT_TRUE(models::SynthesizeCheckpoint(*config, *text, dir, /*seed=*/11, {}).ok());
-    EngineBuildOptions options;
-    options.checkpoint_dir = dir;
-    options.output_path = dir + "/model.engine";
-    options.dtype = ir::DType::kF32;
-    options.max_seq_len = kMaxSeqLen;
-    auto report = BuildEngine(options);
-    EXPECT_TRUE(report.ok()) << report.status();
-    return new std::string(options.output_path);
-  }();
+  static const std::string* path = new std::string(BuildTinyEngine("tiny"));
   return *path;
 }
 
@@ -67,14 +75,15 @@ GenerateResult Alone(const Request& request) {
 
 // A scheduler over its own session: `pages` pages of `page_tokens` tokens, a batch of `batch`.
 struct Server {
-  Server(int batch, int64_t pages, int64_t page_tokens = 4, int64_t max_step_tokens = 256) {
+  Server(int batch, int64_t pages, int64_t page_tokens = 4, int64_t max_step_tokens = 256,
+         const std::string& engine = TinyEngine()) {
     SessionOptions options{.backend = "reference", .max_sequences = batch, .verify_weights = false};
-    auto opened = Session::Open(TinyEngine(), options);
+    auto opened = Session::Open(engine, options);
     EXPECT_TRUE(opened.ok()) << opened.status();
     const int64_t page_bytes = (*opened)->cache_layout().bytes_per_token() * page_tokens;
     options.kv_cache_bytes = pages * page_bytes;
     options.kv_page_tokens = page_tokens;
-    opened = Session::Open(TinyEngine(), options);
+    opened = Session::Open(engine, options);
     EXPECT_TRUE(opened.ok()) << opened.status();
     session = std::move(*opened);
     auto created = Scheduler::Create(*session, {.max_step_tokens = max_step_tokens}, &metrics);
@@ -255,6 +264,23 @@ TEST(Scheduler, GenerationEndsAtTheEnginesMaxSequenceLength) {
   EXPECT_EQ(outcome.finish_reason, "length");
 }
 
+TEST(Scheduler, WithoutStopAtEosGenerationGoesPastTheEndOfSequenceToken) {
+  const Request request = Greedy(Prompt(5, 30), 6);
+  const std::vector<int32_t> greedy = Alone(request).generated;
+  ASSERT_EQ(greedy.size(), 6u);
+  // The same weights, with the third greedy token declared the end of sequence.
+  Server server(/*batch=*/2, /*pages=*/16, /*page_tokens=*/4, /*max_step_tokens=*/256,
+                BuildTinyEngine("eos", greedy[2]));
+  Request ignoring = request;
+  ignoring.stop_at_eos = false;
+  std::vector<std::shared_ptr<RequestChannel>> channels = {server.Submit(request), server.Submit(ignoring)};
+  const std::vector<Outcome> outcomes = RunToEnd(server, channels);
+  EXPECT_EQ(outcomes[0].tokens, std::vector<int32_t>(greedy.begin(), greedy.begin() + 3));
+  EXPECT_EQ(outcomes[0].finish_reason, "stop");
+  EXPECT_EQ(outcomes[1].tokens, greedy);
+  EXPECT_EQ(outcomes[1].finish_reason, "length");
+}
+
 TEST(Scheduler, SubmitRefusesRequestsThatCouldNeverRunAndNamesWhy) {
   Server server(/*batch=*/1, /*pages=*/8);
   auto refused = [&](Request request, const std::string& words) {
@@ -272,6 +298,118 @@ TEST(Scheduler, SubmitRefusesRequestsThatCouldNeverRunAndNamesWhy) {
   hot.sampling = {.greedy = false, .temperature = -1};
   auto channel = server.scheduler->Submit(hot);
   EXPECT_FALSE(channel.ok());
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Runs one request to its end on the server; the tokens it generated.
+std::vector<int32_t> RunOne(Server& server, const Request& request) {
+  std::vector<std::shared_ptr<RequestChannel>> channels = {server.Submit(request)};
+  return RunToEnd(server, channels)[0].tokens;
+}
+
+TEST(PrefixCache, ARequestSharingAFinishedOnesPrefixPrefillsOnlyTheRest) {
+  Server server(/*batch=*/2, /*pages=*/32);  // pages of 4 tokens
+  const std::vector<int32_t> prefix = Prompt(14, 40);
+  const Request first = Greedy(Concat(prefix, {7, 8, 9}), 6);
+  const Request second = Greedy(Concat(prefix, {11, 12, 13, 14}), 6);
+  EXPECT_EQ(RunOne(server, first), Alone(first).generated);
+  const TokenCounters before = server.scheduler->counters();
+  EXPECT_EQ(before.prefilled, 17);
+  EXPECT_EQ(before.prefix_cache_hits, 0);
+  EXPECT_GT(server.scheduler->gauges().kv_pages_evictable, 0);
+
+  EXPECT_EQ(RunOne(server, second), Alone(second).generated);
+  const TokenCounters after = server.scheduler->counters();
+  // The pages of tokens 0..11 are the first request's; 12..15 differ (prefix[12..13], 7, 8).
+  EXPECT_EQ(after.prefix_cache_queries - before.prefix_cache_queries, 18);
+  EXPECT_EQ(after.prefix_cache_hits - before.prefix_cache_hits, 12);
+  EXPECT_EQ(after.prefilled - before.prefilled, 18 - 12);
+  EXPECT_EQ(server.scheduler->gauges().kv_pages_used, 0);
+}
+
+TEST(PrefixCache, AnIdenticalPromptWhileTheFirstRunsSharesItsPagesAndPrefillsTheLastToken) {
+  Server server(/*batch=*/2, /*pages=*/32);
+  const Request request = Greedy(Prompt(16, 41), 8);  // exactly 4 full pages
+  auto first = server.Submit(request);
+  ASSERT_TRUE(server.scheduler->Step().ok());
+  ASSERT_TRUE(server.scheduler->Step().ok());
+  const int64_t used_by_first = server.scheduler->gauges().kv_pages_used;
+  std::vector<std::shared_ptr<RequestChannel>> channels = {first, server.Submit(request)};
+  ASSERT_TRUE(server.scheduler->Step().ok());
+  // The second holds the first's three leading pages and one of its own for tokens 12..15.
+  EXPECT_EQ(server.scheduler->gauges().kv_pages_used, used_by_first + 1);
+  const std::vector<Outcome> outcomes = RunToEnd(server, channels);
+  const std::vector<int32_t> alone = Alone(request).generated;
+  EXPECT_EQ(outcomes[0].tokens, alone);
+  EXPECT_EQ(outcomes[1].tokens, alone);
+  const TokenCounters counters = server.scheduler->counters();
+  EXPECT_EQ(counters.prefix_cache_hits, 12);  // never the last page: its last token must run
+  EXPECT_EQ(counters.prefilled, 16 + 4);
+  EXPECT_EQ(server.scheduler->gauges().kv_pages_used, 0);
+}
+
+TEST(PrefixCache, AConversationOneTurnLaterReusesThePromptAndTheAnswer) {
+  Server server(/*batch=*/1, /*pages=*/32);
+  const Request turn1 = Greedy(Prompt(10, 42), 7);
+  const std::vector<int32_t> answer = RunOne(server, turn1);
+  ASSERT_EQ(answer.size(), 7u);
+  // The history as token ids: prompt, answer, then the next user turn.
+  const Request turn2 = Greedy(Concat(Concat(turn1.prompt, answer), {21, 22, 23}), 5);
+  const TokenCounters before = server.scheduler->counters();
+  EXPECT_EQ(RunOne(server, turn2), Alone(turn2).generated);
+  const TokenCounters after = server.scheduler->counters();
+  // Rows exist for the prompt and all but the last answer token: 16 of them, 4 full pages.
+  EXPECT_EQ(after.prefix_cache_hits - before.prefix_cache_hits, 16);
+  EXPECT_EQ(after.prefilled - before.prefilled, 20 - 16);
+}
+
+TEST(PrefixCache, UnderMemoryPressureCachedPagesAreEvictedAndNoPageLeaks) {
+  // 12 pages of 4 tokens, 3 at a time: requests sharing two prefixes, and strangers.
+  Server server(/*batch=*/3, /*pages=*/12);
+  const std::vector<int32_t> a = Prompt(9, 43), b = Prompt(5, 44);
+  std::vector<Request> requests;
+  for (int i = 0; i < 10; ++i) {
+    const std::vector<int32_t> shared = i % 3 == 0 ? a : i % 3 == 1 ? b : Prompt(6, 50 + i);
+    requests.push_back(Greedy(Concat(shared, Prompt(1 + i % 4, 60 + i)), 3 + i % 5));
+  }
+  std::vector<std::shared_ptr<RequestChannel>> channels;
+  for (const Request& r : requests) channels.push_back(server.Submit(r));
+  const std::vector<Outcome> outcomes = RunToEnd(server, channels);
+  for (size_t i = 0; i < requests.size(); ++i) EXPECT_EQ(outcomes[i].tokens, Alone(requests[i]).generated) << i;
+  EXPECT_GT(server.scheduler->counters().prefix_cache_hits, 0);
+  SchedulerGauges gauges = server.scheduler->gauges();
+  EXPECT_EQ(gauges.kv_pages_used, 0);
+  EXPECT_EQ(gauges.kv_pages_free, 12);
+  ASSERT_GT(gauges.kv_pages_evictable, 0);
+
+  // A request that needs more pages than are truly free runs at once, on evicted pages.
+  const int64_t truly_free = gauges.kv_pages_free - gauges.kv_pages_evictable;
+  ASSERT_GE(truly_free, 0);
+  const Request big = Greedy(Prompt(static_cast<int>(4 * (truly_free + 1)), 70), 2);
+  channels = {server.Submit(big)};
+  ASSERT_TRUE(server.scheduler->Step().ok());
+  EXPECT_EQ(server.scheduler->gauges().running, 1);
+  EXPECT_EQ(RunToEnd(server, channels)[0].tokens, Alone(big).generated);
+  gauges = server.scheduler->gauges();
+  EXPECT_EQ(gauges.kv_pages_used, 0);
+  EXPECT_EQ(gauges.kv_pages_free, 12);
+}
+
+TEST(PrefixCache, TurnedOffEveryPromptIsPrefilledInFull) {
+  Server server(/*batch=*/1, /*pages=*/32);
+  auto created = Scheduler::Create(*server.session, {.prefix_caching = false}, &server.metrics);
+  ASSERT_TRUE(created.ok()) << created.status();
+  server.scheduler = std::move(*created);
+  const Request request = Greedy(Prompt(12, 45), 3);
+  RunOne(server, request);
+  RunOne(server, request);
+  EXPECT_EQ(server.scheduler->counters().prefilled, 24);
+  EXPECT_EQ(server.scheduler->counters().prefix_cache_hits, 0);
+  EXPECT_EQ(server.scheduler->gauges().kv_pages_evictable, 0);
 }
 
 TEST(PagedSession, OnOneDnnPagedRowsGiveTheLogitsOfContiguousRows) {
