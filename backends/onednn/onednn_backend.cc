@@ -144,7 +144,7 @@ int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 class OneDnnExecutable : public Executable {
  public:
-  explicit OneDnnExecutable(Communicator* communicator) : communicator_(communicator) {
+  OneDnnExecutable(Communicator* communicator, int threads) : communicator_(communicator), threads_(threads) {
     const char* level = std::getenv("DSRT_PROFILE");
     profile_ = level != nullptr;
     profile_by_shape_ = profile_ && std::string(level) == "2";
@@ -183,6 +183,9 @@ class OneDnnExecutable : public Executable {
   absl::Status Run(const StepInput& step, KvCache& cache, StepOutput* out) override {
     const int64_t tokens = step.num_tokens();
     if (tokens == 0) return absl::InvalidArgumentError("a step needs at least one token");
+    // OpenMP's thread count is a setting of the calling thread: a server steps the
+    // model from a thread of its own, not the one that compiled it.
+    if (threads_ > 0 && omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
     const auto step_start = std::chrono::steady_clock::now();
     const size_t needed = static_cast<size_t>(arena_bytes_per_token_ * tokens + kAlign);
     if (arena_.size() < needed) arena_.resize(needed);
@@ -346,6 +349,7 @@ class OneDnnExecutable : public Executable {
   }
 
   Communicator* communicator_;
+  int threads_;  // 0: OpenMP's default
   bool profile_ = false;
   bool profile_by_shape_ = false;  // DSRT_PROFILE=2: one line per op and output shape
   absl::flat_hash_map<std::string, std::pair<double, int64_t>> profile_by_op_;
@@ -370,7 +374,7 @@ class OneDnnBackend : public Backend {
     DSRT_RETURN_IF_ERROR(CheckSupported(*this, graph));
     DSRT_RETURN_IF_ERROR(CheckCollectives(graph, options_.communicator));
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
-    auto executable = std::make_unique<OneDnnExecutable>(options_.communicator);
+    auto executable = std::make_unique<OneDnnExecutable>(options_.communicator, options_.threads);
     DSRT_RETURN_IF_ERROR(executable->Init(graph, weights));
     return std::unique_ptr<Executable>(std::move(executable));
   }
