@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""A bounded load test of `dsrt serve`: 64 requests, 16 at a time, mixing streaming and
+"""A bounded load test of `dsrt serve`: 64 requests, 16 at a time (then the same again), mixing streaming and
 non-streaming chat and completions, malformed and unsupported requests, and clients
 that disconnect mid-stream. The KV cache is kept small (1 MB: about 60 pages of 16
 tokens) so that requests queue for pages and get preempted. Every well-formed request
 must complete with a well-formed answer, every bad one must get a 4xx in OpenAI's
-error shape, nothing may hang, and at the end no request runs and no page is held.
+error shape, nothing may hang, and at the end no request runs, no page is held and the
+server's resident memory is where it was after the first round.
 
 usage: serve_load_test.py --dsrt BUILD/tools/dsrt/dsrt
 """
@@ -97,6 +98,14 @@ CASES = [chat_greedy, completion_stream, malformed_json, wrong_type, disconnect_
          completion_ids, unsupported_field]
 
 
+def resident_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 def run_one(server, i):
     case = CASES[i % KINDS]
     try:
@@ -123,6 +132,15 @@ def main():
         try:
             with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
                 results = list(pool.map(lambda i: run_one(server, i), range(REQUESTS)))
+            # The same load again: memory a request keeps would show as growth between rounds.
+            server.wait_idle()
+            baseline = resident_bytes(server.proc.pid)
+            with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
+                results += list(pool.map(lambda i: run_one(server, i), range(REQUESTS)))
+            server.wait_idle()
+            grown = resident_bytes(server.proc.pid) - baseline
+            checks.expect(f"memory returns to its baseline after a second round ({grown / 2**20:+.1f} MiB)",
+                          grown < 8 << 20, grown)
             for kind in CASES:
                 mine = [r for r in results if r[0] == kind.__name__]
                 bad = [r[2] for r in mine if not r[1]]
@@ -142,9 +160,9 @@ def main():
                           m["dsrt_requests_running"] == 0 and m["dsrt_requests_waiting"] == 0
                           and m["dsrt_kv_pages_used"] == 0, m)
             checks.expect("every disconnected stream was cancelled",
-                          m['dsrt_requests_finished_total{reason="cancelled"}'] == REQUESTS // KINDS, m)
+                          m['dsrt_requests_finished_total{reason="cancelled"}'] == 2 * REQUESTS // KINDS, m)
             checks.expect("no request ended in an error", m['dsrt_requests_finished_total{reason="error"}'] == 0, m)
-            served = REQUESTS // KINDS * 4
+            served = 2 * REQUESTS // KINDS * 4
             checks.expect("every well-formed request was admitted once",
                           m["dsrt_time_to_first_token_seconds_count"] == served, m)
             ok, detail = chat_greedy(server, 0)
