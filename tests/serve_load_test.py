@@ -133,6 +133,9 @@ def main():
             with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
                 results = list(pool.map(lambda i: run_one(server, i), range(REQUESTS)))
             # The same load again: memory a request keeps would show as growth between rounds.
+            # A few MiB do come and stay: a oneDNN primitive for each step size first seen
+            # and the malloc arenas of HTTP threads first used (LeakSanitizer, in the
+            # sanitizer run, is the exact check).
             server.wait_idle()
             baseline = resident_bytes(server.proc.pid)
             with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -140,7 +143,7 @@ def main():
             server.wait_idle()
             grown = resident_bytes(server.proc.pid) - baseline
             checks.expect(f"memory returns to its baseline after a second round ({grown / 2**20:+.1f} MiB)",
-                          grown < 8 << 20, grown)
+                          grown < 32 << 20, grown)
             for kind in CASES:
                 mine = [r for r in results if r[0] == kind.__name__]
                 bad = [r[2] for r in mine if not r[1]]
