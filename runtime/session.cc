@@ -89,6 +89,13 @@ absl::Status Session::ShareFromRankZero(void* data, int64_t bytes) {
   return communicator_->Broadcast(data, bytes, 0);
 }
 
+absl::Status Session::ShareIdsFromRankZero(std::vector<int32_t>* ids) {
+  int64_t length = static_cast<int64_t>(ids->size());
+  DSRT_RETURN_IF_ERROR(ShareFromRankZero(&length, sizeof(length)));
+  ids->resize(length);
+  return ShareFromRankZero(ids->data(), length * static_cast<int64_t>(sizeof(int32_t)));
+}
+
 absl::Status Session::ShareTextFromRankZero(std::string* text) {
   int64_t length = static_cast<int64_t>(text->size());
   DSRT_RETURN_IF_ERROR(ShareFromRankZero(&length, sizeof(length)));
@@ -226,8 +233,22 @@ absl::Status ValidatePrompt(const Session& session, const std::vector<int32_t>& 
 
 }  // namespace
 
+// Generate, once every rank holds the prompt.
+absl::StatusOr<GenerateResult> GenerateShared(Session& session, const std::vector<int32_t>& prompt,
+                                              const GenerateOptions& options,
+                                              const std::function<bool(int32_t)>& on_token);
+
 absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
                                         const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
+  // Rank 0's prompt is the one (the other ranks of a partitioned engine need not tokenize).
+  std::vector<int32_t> shared_prompt = prompt;
+  DSRT_RETURN_IF_ERROR(session.ShareIdsFromRankZero(&shared_prompt));
+  return GenerateShared(session, shared_prompt, options, on_token);
+}
+
+absl::StatusOr<GenerateResult> GenerateShared(Session& session, const std::vector<int32_t>& prompt,
+                                              const GenerateOptions& options,
+                                              const std::function<bool(int32_t)>& on_token) {
   DSRT_RETURN_IF_ERROR(ValidatePrompt(session, prompt));
   DSRT_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
   GenerateResult result;
@@ -244,8 +265,11 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int3
   const float* last = out.row(out.rows - 1);
   for (int64_t n = 0; n < options.max_new_tokens; ++n) {
     // Rank 0 samples and decides whether to go on; every rank follows it.
-    int32_t decision[2] = {sampler.Sample(absl::MakeConstSpan(last, out.vocab)), 1};
-    if (session.rank() == 0 && on_token) decision[1] = on_token(decision[0]) ? 1 : 0;
+    int32_t decision[2] = {0, 1};
+    if (session.rank() == 0) {
+      decision[0] = sampler.Sample(absl::MakeConstSpan(last, out.vocab));
+      if (on_token) decision[1] = on_token(decision[0]) ? 1 : 0;
+    }
     DSRT_RETURN_IF_ERROR(session.ShareFromRankZero(decision, sizeof(decision)));
     const int32_t token = decision[0];
     result.generated.push_back(token);

@@ -51,6 +51,7 @@ class Session {
   // (nothing to do in a world of one).
   absl::Status ShareFromRankZero(void* data, int64_t bytes);
   absl::Status ShareTextFromRankZero(std::string* text);
+  absl::Status ShareIdsFromRankZero(std::vector<int32_t>* ids);
 
   // Serving a partitioned engine, where only rank 0 schedules: after LeadOtherRanks,
   // each Step of rank 0 is first sent to the other ranks (with the page tables it reads),
@@ -104,7 +105,9 @@ struct GenerateResult {
 
 // Prefills `prompt` in one step, then decodes token by token through the KV cache.
 // `on_token` sees each generated token as it is chosen; returning false stops
-// generation there (finish_reason "stop").
+// generation there (finish_reason "stop"). On a partitioned engine every rank calls it:
+// rank 0's prompt is used (the others may pass none), and rank 0 alone samples and
+// calls `on_token`; the other ranks follow its choices.
 absl::StatusOr<GenerateResult> Generate(Session& session, const std::vector<int32_t>& prompt,
                                         const GenerateOptions& options,
                                         const std::function<bool(int32_t)>& on_token = {});

@@ -1,11 +1,13 @@
 // dsrt: the command line. It parses arguments, calls the library, and prints;
 // everything else lives in runtime/, models/, passes/ and serialization/.
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +46,9 @@ int Fail(const absl::Status& status) {
   if (distributed != nullptr && distributed->world_size() > 1) {
     std::fprintf(stderr, "dsrt: error: rank %d: %s\n", distributed->rank(), std::string(status.message()).c_str());
     std::fflush(stderr);
+    // Ranks that failed at the same point (a wrong world size, different engine files)
+    // get a moment to say so before the abort ends them.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
     distributed->AbortAll(1);  // the other ranks would wait for this one in their next collective
     return 1;
   }
@@ -224,7 +229,7 @@ absl::Status RunOne(runtime::Session& session, const std::vector<int32_t>& ids, 
     if (!a.json) std::printf("%s\n", absl::StrJoin(result.generated_ids, ",").c_str());
   }
   if (a.json) PrintJson(result);
-  if (!a.dump_logits.empty()) {
+  if (!a.dump_logits.empty() && session.rank() == 0) {
     const int64_t rows = static_cast<int64_t>(ids.size());
     return runtime::WriteNpyF32(a.dump_logits, result.prompt_logits, {rows, result.vocab});
   }
@@ -277,6 +282,10 @@ int RunRun(const RunArgs& a) {
       texts = *read;
     }
     for (const std::string& text : texts) {
+      if ((*session)->rank() != 0) {  // rank 0's ids reach the other ranks when generation starts
+        prompts.emplace_back();
+        continue;
+      }
       auto ids = a.chat ? ChatIds(**session, a.system, text) : runtime::EncodePrompt(**session, text);
       if (!ids.ok()) return Fail(ids.status());
       prompts.push_back(*ids);
