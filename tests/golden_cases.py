@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 
+# ../shared/golden beside the repository, as CI lays it out.
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "golden")
+
 
 def case_dirs(golden_dir):
     """The tiny-* checkpoints, sorted by name."""

@@ -76,10 +76,9 @@ def check_case(dsrt, backend, case_dir, work):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsrt", required=True)
-    parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
+    parser.add_argument("--golden", default=golden_cases.DEFAULT_DIR)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--backend", default="onednn", help="onednn (the product) or reference (the specification)")
     args = parser.parse_args()

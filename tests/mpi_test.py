@@ -212,10 +212,9 @@ def check_serve(dsrt, case_dir, work):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsrt", required=True)
-    parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
+    parser.add_argument("--golden", default=golden_cases.DEFAULT_DIR)
     parser.add_argument("--random", type=int, default=8, help="randomized configurations (seeds 0..N-1)")
     args = parser.parse_args()
     cases = golden_cases.case_dirs(args.golden)

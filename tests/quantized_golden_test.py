@@ -94,10 +94,9 @@ def figures(reference, logits):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsrt", required=True)
-    parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"))
+    parser.add_argument("--golden", default=golden_cases.DEFAULT_DIR)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--group-size", type=int, default=128)
     parser.add_argument("--backend", default="reference", choices=("reference", "onednn"))

@@ -15,25 +15,14 @@ import subprocess
 import sys
 import tempfile
 
+from checks import Checks
+
 
 def dsrt(binary, *args):
     proc = subprocess.run([binary, *args], capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"dsrt {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
     return proc.stdout.decode("utf-8")
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def expect(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
 
 
 def main():
@@ -84,8 +73,7 @@ def main():
         # Its first reply equals a one-shot `run --chat` of the same message.
         first = json.loads(dsrt(binary, "run", engine, "--prompt", "Hello", "--chat", "--max-new-tokens", "4", "--json"))
         checks.expect("the first chat reply equals run --chat", ("> " + first["text"]) in out, f"{first['text']!r} not in {out!r}")
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 0 if checks.failed == 0 else 1
+    return checks.exit_code()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import threading
 import time
 import urllib.parse
 
+from checks import Checks  # noqa: F401 (the serve tests take it from here)
+
 
 def dsrt_from_args():
     """The absolute path of the dsrt binary that `--dsrt` names on the command line."""
@@ -154,20 +156,3 @@ def parse_events(events):
             continue
         chunks.append(json.loads(data))
     return chunks, done
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def expect(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
-
-    def exit_code(self):
-        print(f"{self.passed} passed, {self.failed} failed")
-        return 0 if self.failed == 0 else 1
