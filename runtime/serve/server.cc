@@ -1,5 +1,9 @@
 #include "runtime/serve/server.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -168,7 +172,19 @@ void Frontend::Stream(const ApiAnswer& answer, const ApiRequest& api, std::share
   res.set_chunked_content_provider("text/event-stream", provider, [channel](bool) { channel->Cancel(); });
 }
 
+// The model's threads should have the cores when they want them: an HTTP thread only
+// moves bytes, and on a machine with few cores a woken one would otherwise stall a
+// parallel region of the model for its time slice.
+void YieldCoresToTheModel() {
+  thread_local const bool lowered = setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10) == 0;
+  (void)lowered;
+}
+
 void Frontend::Install(httplib::Server& server) {
+  server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    YieldCoresToTheModel();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", kJson);
   });
