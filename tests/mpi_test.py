@@ -175,6 +175,20 @@ def check_inspect(dsrt, case_dir, work):
     return failures
 
 
+def processes_running(args):
+    """Pids whose command line holds `args` one after another (procps may be absent)."""
+    needle = "\0".join(args).encode()
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
 def check_serve(dsrt, case_dir, work):
     """`mpirun -n 2 dsrt serve` of a tp2+ep2 engine: rank 0 speaks HTTP, both ranks step;
     four concurrent greedy completions of the golden prompt give the golden continuation."""
@@ -204,7 +218,7 @@ def check_serve(dsrt, case_dir, work):
                 failures.append(f"mpirun serve: {status} {tokens} != golden {golden_greedy}")
     finally:
         code = server.stop()  # mpirun ends the job on SIGTERM, with a status of its own
-    left = subprocess.run(["pgrep", "-f", f"serve {engine}"], capture_output=True, text=True).stdout.split()
+    left = processes_running(["serve", engine])
     if code is None or left:
         failures.append(f"mpirun serve: SIGTERM left it running (exit {code}, processes {left})")
     print(f"mpirun -n 2 dsrt serve: {'ok' if not failures else 'FAILED'}")
