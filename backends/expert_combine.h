@@ -31,8 +31,15 @@ absl::StatusOr<ExpertPlacement> ExpertPlacementOf(const ir::Node& node);
 // is summed by rank t % world from the ranks holding one of its experts (`ids` [tokens,
 // top_k], the same on every rank), in rank order, then gathered to all (AllToAll, then
 // AllGather). Every rank gets the same bits.
+// `scratch` holds the exchange buffers between calls, so that a step allocates nothing
+// once they have grown.
+struct ExpertCombineScratch {
+  std::vector<bool> touched;
+  std::vector<float> send, received, sums, gathered;
+};
 absl::Status CombineExperts(const float* partial, const int32_t* ids, int64_t tokens, int64_t hidden, int64_t top_k,
-                            const ExpertPlacement& placement, Communicator& communicator, float* out);
+                            const ExpertPlacement& placement, Communicator& communicator, float* out,
+                            ExpertCombineScratch* scratch);
 
 }  // namespace dsrt::backends
 

@@ -132,6 +132,7 @@ struct CollectiveTraffic {
 
 CollectiveTraffic CollectivesOf(const ir::Graph& graph) {
   CollectiveTraffic traffic;
+  const int64_t world = graph.attrs().IntOr("world_size", 1);
   for (const auto& node : graph.nodes()) {
     const std::string& op = node->op();
     if (op != "AllReduce" && op != "AllGather" && op != "ExpertCombine") continue;
@@ -140,7 +141,6 @@ CollectiveTraffic CollectivesOf(const ir::Graph& graph) {
     for (const ir::Dim& d : sent->type().dims) elements *= d.is_symbolic() ? 1 : d.size;
     // ExpertCombine: an AllToAll of at most the token's row, then an AllGather of the
     // rows a rank owns (one in `world` tokens): counted at their most.
-    const int64_t world = graph.attrs().IntOr("world_size", 1);
     traffic.calls += op == "ExpertCombine" ? 2 : 1;
     traffic.bytes_per_token += elements * static_cast<int64_t>(sizeof(float)) * (op == "ExpertCombine" ? world + 1 : world) / world;
   }

@@ -40,6 +40,17 @@ std::vector<double> Weights(absl::Span<const float> logits, const std::vector<in
   return weights;
 }
 
+// The fewest leading tokens whose probability reaches top_p (all of them when it is not
+// reached).
+size_t NucleusSize(const std::vector<double>& weights, double total, double top_p) {
+  double mass = 0;
+  for (size_t n = 0; n < weights.size(); ++n) {
+    mass += weights[n] / total;
+    if (mass >= top_p) return n + 1;
+  }
+  return weights.size();
+}
+
 }  // namespace
 
 int32_t Sampler::Sample(absl::Span<const float> logits) {
@@ -55,42 +66,28 @@ int32_t Sampler::Sample(absl::Span<const float> logits) {
     std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
     return static_cast<int32_t>(pick(rng_));
   }
-  double total = 0;  // over the kept tokens
-  if (keep == vocab) {
-    for (float logit : logits) total += std::exp((logit - max_logit) / params_.temperature);
-  }
-  // The kept tokens in order of logit (ties by id), the best `sorted` of them first. The
-  // nucleus is a prefix of that order: look for it among the best kNucleusCandidates
-  // and sort everything only when it is not there.
+  // The kept tokens in order of logit (ties by id). The nucleus is a prefix of that
+  // order: without top_k it is looked for among the best kNucleusCandidates first, and
+  // everything is sorted only when it reaches past them.
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
   auto higher = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  size_t sorted = std::min(keep, kNucleusCandidates);
-  std::partial_sort(order.begin(), order.begin() + sorted, order.end(), higher);
-  std::vector<int32_t> best(order.begin(), order.begin() + sorted);
+  const size_t candidates = keep < vocab ? keep : std::min(vocab, kNucleusCandidates);
+  std::partial_sort(order.begin(), order.begin() + candidates, order.end(), higher);
+  std::vector<int32_t> best(order.begin(), order.begin() + candidates);
   std::vector<double> weights = Weights(logits, best, max_logit, params_.temperature);
+  double total = 0;  // over the kept tokens
   if (keep < vocab) {
-    if (sorted < keep) {
-      std::partial_sort(order.begin(), order.begin() + keep, order.end(), higher);
-      best.assign(order.begin(), order.begin() + keep);
-      weights = Weights(logits, best, max_logit, params_.temperature);
-    }
     total = std::accumulate(weights.begin(), weights.end(), 0.0);
+  } else {
+    for (float logit : logits) total += std::exp((logit - max_logit) / params_.temperature);
   }
-  size_t nucleus = 0;
-  double mass = 0;
-  while (nucleus < best.size()) {
-    mass += weights[nucleus++] / total;
-    if (mass >= params_.top_p) break;
-  }
-  if (mass < params_.top_p && best.size() < keep) {  // the nucleus reaches past the candidates
+  size_t nucleus = NucleusSize(weights, total, params_.top_p);
+  if (nucleus == best.size() && best.size() < keep) {  // it may reach past the candidates
     std::sort(order.begin(), order.end(), higher);
     best.assign(order.begin(), order.begin() + keep);
     weights = Weights(logits, best, max_logit, params_.temperature);
-    for (mass = 0, nucleus = 0; nucleus < keep;) {
-      mass += weights[nucleus++] / total;
-      if (mass >= params_.top_p) break;
-    }
+    nucleus = NucleusSize(weights, total, params_.top_p);
   }
   std::discrete_distribution<size_t> pick(weights.begin(), weights.begin() + nucleus);
   return best[pick(rng_)];

@@ -57,9 +57,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(const std::string& engine
   const absl::Time start = absl::Now();
   const int rank = options.communicator != nullptr ? options.communicator->rank() : options.rank;
   session->communicator_ = options.communicator;
-  DSRT_ASSIGN_OR_RETURN(std::unique_ptr<serialization::Engine> metadata, serialization::Engine::Open(engine_path, -1));
-  DSRT_RETURN_IF_ERROR(CheckWorld(*metadata, options.communicator));
-  DSRT_ASSIGN_OR_RETURN(session->engine_, serialization::Engine::Open(engine_path, rank));
+  absl::StatusOr<std::unique_ptr<serialization::Engine>> engine = serialization::Engine::Open(engine_path, rank);
+  if (!engine.ok()) {
+    // A rank past the engine's world: say which world the engine wants, when it can be read.
+    absl::StatusOr<std::unique_ptr<serialization::Engine>> metadata = serialization::Engine::Open(engine_path, -1);
+    if (metadata.ok()) DSRT_RETURN_IF_ERROR(CheckWorld(**metadata, options.communicator));
+    return engine.status();
+  }
+  DSRT_RETURN_IF_ERROR(CheckWorld(**engine, options.communicator));
+  session->engine_ = std::move(*engine);
   if (options.verify_weights) DSRT_RETURN_IF_ERROR(session->engine_->VerifyWeights());
   DSRT_ASSIGN_OR_RETURN(session->graph_, session->engine_->LoadGraph());
   DSRT_ASSIGN_OR_RETURN(session->backend_, backends::CreateBackend(options.backend, {.threads = options.threads,

@@ -72,13 +72,14 @@ class ExpertCombineKernel : public Kernel {
   absl::Status Run(StepContext& ctx) override {
     const std::vector<int64_t> dims = ctx.Dims(partial_);
     return CombineExperts(ctx.F(partial_), ctx.I(ids_), dims[0], dims[1], ctx.Dims(ids_)[1], placement_,
-                          *communicator_, ctx.F(out_));
+                          *communicator_, ctx.F(out_), &scratch_);
   }
 
  private:
   Communicator* communicator_;
   ExpertPlacement placement_;
   int partial_, ids_, out_;
+  ExpertCombineScratch scratch_;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeExpertCombine(const ir::Node& node, CompileContext& c) {

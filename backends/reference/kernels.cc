@@ -568,8 +568,9 @@ absl::Status ExpertCombine(const ir::Node& node, const Inputs& in, const Outputs
   DSRT_ASSIGN_OR_RETURN(ExpertPlacement placement, ExpertPlacementOf(node));
   const Tensor &partial = *in[0], &ids = *in[1];
   out[0]->Allocate(ir::DType::kF32, partial.dims);
+  ExpertCombineScratch scratch;
   return CombineExperts(partial.f.data(), ids.i.data(), partial.dims[0], partial.dims[1], ids.dims[1], placement,
-                        *ctx.communicator, out[0]->f.data());
+                        *ctx.communicator, out[0]->f.data(), &scratch);
 }
 
 absl::Status FusedMoe(const ir::Node& node, const Inputs& in, const Outputs& out, KernelContext&) {
