@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ir/builder.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::ir {
 namespace {
@@ -56,7 +57,7 @@ std::unique_ptr<Graph> TwoLayers() {
 }
 
 // A file name under the test's temporary directory, unique to this process.
-std::string TempPath(absl::string_view name) { return absl::StrCat(::testing::TempDir(), "/", getpid(), "_", name); }
+std::string TempPath(absl::string_view name) { return dsrt::testutil::ScratchPath(name); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

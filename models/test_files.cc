@@ -8,18 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::models::testing_files {
 
 std::string GoldenDir(const std::string& name) { return std::string(DSRT_REPO_DIR) + "/../shared/golden/" + name; }
 
 std::string TestDir(const std::string& name) {
-  static const std::string root = absl::StrCat(::testing::TempDir(), "/dsrt_models_test_", getpid());
-  static const struct Cleanup {
-    ~Cleanup() { std::filesystem::remove_all(root); }
-  } cleanup;
-  (void)cleanup;
-  const std::string dir = absl::StrCat(root, "/", name);
+  const std::string dir = dsrt::testutil::ScratchPath(name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

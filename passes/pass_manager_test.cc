@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "ir/parser.h"
 #include "passes/dce.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::passes {
 namespace {
@@ -30,7 +31,7 @@ class Corrupt : public Pass {
 TEST(PassManager, RunsPassesInOrderAndDumpsTheGraphAfterEach) {
   auto graph = ir::ParseGraph(kGraph);
   ASSERT_TRUE(graph.ok());
-  const std::string dump = testing::TempDir() + "/pass_manager_dump";
+  const std::string dump = dsrt::testutil::ScratchPath("pass_manager_dump");
   std::filesystem::remove_all(dump);
   PassManager manager("test", {.dump_dir = dump});
   manager.AddPass(std::make_unique<Dce>());

@@ -14,6 +14,7 @@
 #include "serialization/engine_writer.h"
 #include "serialization/graph_proto.h"
 #include "serialization/test_engines.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::serialization {
 namespace {
@@ -42,7 +43,7 @@ bool SameProto(const google::protobuf::Message& a, const google::protobuf::Messa
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/engine_test_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = dsrt::testutil::ScratchPath(absl::StrCat("engine_test_", ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     path_ = dir_ + "/model.engine";

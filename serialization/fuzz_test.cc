@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "serialization/engine_reader.h"
 #include "serialization/test_engines.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::serialization {
 namespace {
@@ -57,7 +58,7 @@ std::string Mutate(const std::string& original, std::mt19937_64& rng) {
 }
 
 TEST(EngineFuzzTest, MutatedEnginesNeverCrash) {
-  const std::string dir = ::testing::TempDir() + "/engine_fuzz_test";
+  const std::string dir = dsrt::testutil::ScratchPath("engine_fuzz_test");
   std::filesystem::create_directories(dir);
   const std::string original_path = dir + "/small.engine";
   ASSERT_TRUE(test_engines::WriteTestEngine(original_path, 2, 40).ok());

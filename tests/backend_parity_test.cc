@@ -15,6 +15,7 @@
 #include "runtime/engine_builder.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt {
 namespace {
@@ -36,7 +37,7 @@ std::string Name(const testing::TestParamInfo<Case>& info) {
 }
 
 std::string BuildEngine(const Case& c) {
-  const std::string dir = testing::TempDir() + "/backend_parity_" + Name({c, 0}) + "_" + std::to_string(getpid());
+  const std::string dir = dsrt::testutil::ScratchPath("backend_parity_" + Name({c, 0}));
   std::filesystem::remove_all(dir);
   auto text = models::PresetConfigJson(c.preset);
   EXPECT_TRUE(text.ok()) << text.status();

@@ -19,6 +19,7 @@
 #include "runtime/engine_builder.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt {
 namespace {
@@ -41,7 +42,7 @@ std::string Name(const Case& c) {
 }
 
 std::string Checkpoint(const std::string& preset) {
-  const std::string dir = absl::StrCat(testing::TempDir(), "/partition_", preset, "_", getpid());
+  const std::string dir = dsrt::testutil::ScratchPath(absl::StrCat("partition_", preset));
   if (std::filesystem::exists(dir + "/config.json")) return dir;
   auto text = models::PresetConfigJson(preset);
   EXPECT_TRUE(text.ok()) << text.status();

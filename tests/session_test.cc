@@ -11,6 +11,7 @@
 #include "runtime/engine_builder.h"
 #include "runtime/session.h"
 #include "serialization/engine_reader.h"
+#include "ir/testutil/scratch_dir.h"
 
 #include <cmath>
 
@@ -18,8 +19,7 @@ namespace dsrt {
 namespace {
 
 std::string BuildTinyEngine(const std::string& preset, ir::DType dtype) {
-  // One directory per process: ctest runs these tests in parallel processes.
-  const std::string dir = testing::TempDir() + "/session_test_" + preset + "_" + std::to_string(getpid());
+  const std::string dir = dsrt::testutil::ScratchPath("session_test_" + preset);
   std::filesystem::remove_all(dir);
   auto text = models::PresetConfigJson(preset);
   EXPECT_TRUE(text.ok()) << text.status();

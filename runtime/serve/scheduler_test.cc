@@ -15,6 +15,7 @@
 #include "models/config.h"
 #include "models/synth.h"
 #include "runtime/engine_builder.h"
+#include "ir/testutil/scratch_dir.h"
 
 namespace dsrt::runtime::serve {
 namespace {
@@ -24,7 +25,7 @@ constexpr int64_t kMaxSeqLen = 64;
 // tiny-v3 with seed 11, f32; `eos_token_id` other than -1 replaces the preset's
 // (the weights do not depend on it).
 std::string BuildTinyEngine(const std::string& name, int64_t eos_token_id = -1) {
-  const std::string dir = testing::TempDir() + "/scheduler_test_" + std::to_string(getpid()) + "_" + name;
+  const std::string dir = dsrt::testutil::ScratchPath("scheduler_test_" + name);
   std::filesystem::remove_all(dir);
   auto text = models::PresetConfigJson("tiny-v3");
   EXPECT_TRUE(text.ok()) << text.status();

@@ -557,9 +557,17 @@ def main(argv=None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     else:
         seeds = list(range(args.seed_base, args.seed_base + args.count))
-    work = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="dsrt_parity_"))
-    os.makedirs(work, exist_ok=True)
-    print(f"work directory: {work}")
+    if args.workdir:
+        work = os.path.abspath(args.workdir)
+        os.makedirs(work, exist_ok=True)
+        print(f"work directory: {work}")
+        return run_in(work, seeds, args)
+    # Without --workdir the checkpoints and engines (hundreds of MB) go when the run ends.
+    with tempfile.TemporaryDirectory(prefix="dsrt_parity_") as work:
+        return run_in(work, seeds, args)
+
+
+def run_in(work: str, seeds, args) -> int:
     if args.self_check:
         return self_check(args, seeds, work)
     dsrt = [os.path.abspath(args.dsrt)] if os.path.exists(args.dsrt) else shlex.split(args.dsrt)
@@ -568,6 +576,8 @@ def main(argv=None) -> int:
     if skipped:
         print(f"({skipped} of the passed configs skipped a comparison because of near ties)")
     print(f"{passed} passed, {failed} failed")
+    if failed and not args.workdir:
+        print("(run again with --workdir DIR to keep the checkpoints, engines and logits)")
     return 0 if failed == 0 else 1
 
 
