@@ -82,21 +82,24 @@ BENCHMARK(PackedLinearBf16)
     ->Args({512, 10944, 2048})   // prefill
     ->UseRealTime();
 
-// Weight-only int8/int4 (group 128). Args: m, n, k, bits.
+// Weight-only int8/int4 (group 128). Args: m, n, k, bits, and optionally 1 to read one
+// copy again and again from the cache: the kernel's arithmetic alone, its ceiling.
 void QuantizedLinearBench(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2), bits = state.range(3);
+  const bool cached = state.range(4) == 1;
   const int64_t group = 128, bytes = bits == 8 ? n * k : n * k / 2;
   Dnnl dnnl;
   std::mt19937 rng(3);
   std::vector<uint8_t> values(bytes);
   for (uint8_t& b : values) b = static_cast<uint8_t>(rng());
   const std::vector<float> scales = RandomFloats(n * k / group, 4);
-  std::vector<std::vector<uint8_t>> value_copies(CopiesFor(bytes), values);
+  // Copied into huge pages, as the engine's executable does.
+  WeightArena arena;
   std::vector<QuantizedLinear> copies;
-  for (auto& v : value_copies) {
-    ir::WeightView vv{bits == 8 ? ir::DType::kI8 : ir::DType::kI4, {n, k}, v.data(), bytes};
+  for (int64_t c = 0; c < (cached ? 1 : CopiesFor(bytes)); ++c) {
+    ir::WeightView vv{bits == 8 ? ir::DType::kI8 : ir::DType::kI4, {n, k}, values.data(), bytes};
     ir::WeightView sv{ir::DType::kF32, {n, k / group}, scales.data(), static_cast<int64_t>(scales.size() * 4)};
-    copies.push_back(*QuantizedLinear::Create(dnnl, vv, sv, group));
+    copies.push_back(*QuantizedLinear::Create(dnnl, vv, sv, group, &arena));
   }
   const std::vector<float> x = RandomFloats(m * k, 5);
   std::vector<float> y(m * n);
@@ -108,13 +111,15 @@ void QuantizedLinearBench(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * bytes);
 }
 BENCHMARK(QuantizedLinearBench)
-    ->Args({1, 10944, 2048, 8})
-    ->Args({1, 10944, 2048, 4})
-    ->Args({1, 1408, 2048, 4})
-    ->Args({1, 2048, 1408, 4})
-    ->Args({16, 10944, 2048, 8})
-    ->Args({16, 10944, 2048, 4})
-    ->Args({512, 10944, 2048, 8})
+    ->Args({1, 512, 2048, 4, 1})  // from L2: the arithmetic's rate
+    ->Args({1, 512, 2048, 8, 1})
+    ->Args({1, 10944, 2048, 8, 0})
+    ->Args({1, 10944, 2048, 4, 0})
+    ->Args({1, 1408, 2048, 4, 0})
+    ->Args({1, 2048, 1408, 4, 0})
+    ->Args({16, 10944, 2048, 8, 0})
+    ->Args({16, 10944, 2048, 4, 0})
+    ->Args({512, 10944, 2048, 8, 0})
     ->UseRealTime();
 
 void ConvertF32ToBf16(benchmark::State& state) {

@@ -135,6 +135,7 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
 
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
                          int8_t* even_odd, float* scales, int32_t* sums) {
+  if (Vector()) return avx512::QuantizeActivations(x, tokens, k, group_size, values, even_odd, scales, sums);
   const int64_t groups = (k + group_size - 1) / group_size;
   for (int64_t m = 0; m < tokens; ++m) {
     for (int64_t g = 0; g < groups; ++g) {

@@ -69,8 +69,10 @@ TEST(CpuKernels, DotsAndAxpyAgreeWithDoubleLoopsAtOddLengths) {
 
 // Per-group quantized activations and weights: the VNNI dot product must equal the
 // integer sum it stands for, scaled. k = 320 leaves a last group of 64 columns.
-void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int4) {
-  const int64_t tokens = 5, rows = 7, groups = (k + group - 1) / group;
+// `tokens` 1 and 2 take the four-stream decode path, more the row-at-a-time one. The
+// rows are computed as two ranges, as two threads would take them.
+void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int4, int64_t tokens) {
+  const int64_t rows = 19, split = 2, groups = (k + group - 1) / group;
   const std::vector<float> x = Random(tokens * k, 4);
   std::vector<int8_t> qx(tokens * k), even_odd(tokens * k);
   std::vector<float> x_scales(tokens * groups);
@@ -100,23 +102,31 @@ void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int
   };
   BothPaths([&](bool vector) {
     std::vector<float> y8(tokens * rows), y4(tokens * rows);
-    QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, 0, rows, y8.data(), rows);
-    if (test_int4) QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, 0, rows, y4.data(), rows);
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, split}, {split, rows}}) {
+      QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, begin, end, y8.data(), rows);
+      if (test_int4) QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, begin, end, y4.data(), rows);
+    }
     for (int64_t m = 0; m < tokens; ++m) {
       for (int64_t r = 0; r < rows; ++r) {
         ASSERT_NEAR(y8[m * rows + r], expected(false, m, r), 1e-3 * (1 + std::abs(expected(false, m, r))))
-            << (vector ? "avx512" : "plain") << " int8 token " << m << " row " << r;
+            << (vector ? "avx512" : "plain") << " int8 token " << m << " of " << tokens << " row " << r;
         if (!test_int4) continue;
         ASSERT_NEAR(y4[m * rows + r], expected(true, m, r), 1e-3 * (1 + std::abs(expected(true, m, r))))
-            << (vector ? "avx512" : "plain") << " int4 token " << m << " row " << r;
+            << (vector ? "avx512" : "plain") << " int4 token " << m << " of " << tokens << " row " << r;
       }
     }
   });
 }
 
-TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) { ExpectQuantizedRowsEqualIntegerSums(256, 128, true); }
-TEST(CpuKernels, QuantizedRowsHandleAShortLastGroup) { ExpectQuantizedRowsEqualIntegerSums(320, 128, true); }
-TEST(CpuKernels, Int8RowsTakeGroupsOf64) { ExpectQuantizedRowsEqualIntegerSums(320, 64, false); }
+TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
+  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(256, 128, true, tokens);
+}
+TEST(CpuKernels, QuantizedRowsHandleAShortLastGroup) {
+  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(320, 128, true, tokens);
+}
+TEST(CpuKernels, Int8RowsTakeGroupsOf64) {
+  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(320, 64, false, tokens);
+}
 
 TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   const int64_t k = 256, group = 128;
@@ -126,6 +136,26 @@ TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   std::vector<int32_t> sums(2);
   QuantizeActivations(x.data(), 1, k, group, q.data(), nullptr, scales.data(), sums.data());
   for (int64_t j = 0; j < k; ++j) EXPECT_LE(std::abs(q[j] * scales[j / group] - x[j]), scales[j / group] * 0.5f + 1e-6);
+}
+
+TEST(CpuKernels, ActivationQuantizationIsTheSameOnBothPaths) {
+  const int64_t tokens = 2, k = 448, group = 128, groups = 4;  // a short last group; a last 64 for even/odd
+  const std::vector<float> x = Random(tokens * k, 10, 2.0f);
+  struct Result {
+    std::vector<int8_t> values = std::vector<int8_t>(tokens * k), even_odd = std::vector<int8_t>(tokens * k);
+    std::vector<float> scales = std::vector<float>(tokens * groups);
+    std::vector<int32_t> sums = std::vector<int32_t>(tokens * groups);
+  };
+  Result results[2];
+  BothPaths([&](bool vector) {
+    Result& r = results[vector];
+    QuantizeActivations(x.data(), tokens, k, group, r.values.data(), r.even_odd.data(), r.scales.data(),
+                        r.sums.data());
+  });
+  EXPECT_EQ(results[0].values, results[1].values);
+  EXPECT_EQ(results[0].even_odd, results[1].even_odd);
+  EXPECT_EQ(results[0].scales, results[1].scales);
+  EXPECT_EQ(results[0].sums, results[1].sums);
 }
 
 TEST(CpuKernels, Bf16DequantizationEqualsRoundedValuesTimesScales) {
