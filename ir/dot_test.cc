@@ -2,8 +2,6 @@
 
 #include "ir/dot.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>

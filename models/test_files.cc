@@ -1,12 +1,9 @@
 #include "models/test_files.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "ir/testutil/scratch_dir.h"
 

@@ -2,8 +2,6 @@
 // through the cache, several sequences in one step, f32 / bf16 / int8 / int4 weights,
 // with the AVX-512 kernels and with their plain fallbacks.
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

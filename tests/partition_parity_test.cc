@@ -3,8 +3,6 @@
 // tp and ep, backend and weight type is checked quickly and under the sanitizers.
 // tests/mpi_test.py runs the same engines as separate processes under mpirun.
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

@@ -1,8 +1,6 @@
 // The runtime end to end on a synthesized checkpoint: build an engine, then check
 // that decoding through the KV cache agrees with re-prefilling the whole sequence.
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "gtest/gtest.h"

@@ -251,7 +251,8 @@ void QuantizedRowBlock(const QuantizedActivations& x, const uint8_t* w, const fl
   const int8_t* xs = Int4 ? x.values_even_odd : x.values;
   float correction[Rows][Tile];
   for (int r = 0; r < Rows; ++r) {
-    ScaleProducts<Tile, Int4>(x, w_scales + (r0 + r * row_step) * groups, groups, m0, s + r * Tile * groups, correction[r]);
+    const float* row_scales = w_scales + (r0 + r * row_step) * groups;
+    ScaleProducts<Tile, Int4>(x, row_scales, groups, m0, s + r * Tile * groups, correction[r]);
   }
   __m512 accf[Rows][Tile];
   for (int r = 0; r < Rows; ++r) {
@@ -299,13 +300,18 @@ void QuantizedRowBlock(const QuantizedActivations& x, const uint8_t* w, const fl
   }
 }
 
-// Row r for every token, in tiles of up to 4 tokens: the row's weights stay in L1
+// The most tokens one QuantizedRowBlock takes.
+constexpr int kMaxTile = 4;
+
+// Row r for every token, in tiles of up to kMaxTile tokens: the row's weights stay in L1
 // across the tiles, so they come from memory once however many tokens there are.
 template <bool Int4>
 void QuantizedRowAllTokens(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
                            int64_t group_size, int64_t r, float* s, float* y, int64_t y_stride) {
   int64_t m0 = 0;
-  for (; m0 + 4 <= x.tokens; m0 += 4) QuantizedRowBlock<4, 1, Int4>(x, w, w_scales, k, group_size, r, 1, m0, s, y, y_stride);
+  for (; m0 + kMaxTile <= x.tokens; m0 += kMaxTile) {
+    QuantizedRowBlock<kMaxTile, 1, Int4>(x, w, w_scales, k, group_size, r, 1, m0, s, y, y_stride);
+  }
   switch (x.tokens - m0) {
     case 3:
       QuantizedRowBlock<3, 1, Int4>(x, w, w_scales, k, group_size, r, 1, m0, s, y, y_stride);
@@ -333,7 +339,7 @@ void QuantizedRows(const QuantizedActivations& x, const uint8_t* w, const float*
   constexpr int kStreams = 4;
   const int64_t groups = (k + group_size - 1) / group_size;
   thread_local std::vector<float> scale_products;
-  scale_products.resize(kStreams * 4 * groups);
+  scale_products.resize(std::max(kStreams * 2, kMaxTile) * groups);
   float* s = scale_products.data();
   int64_t r = row_begin;
   if (x.tokens <= 2) {

@@ -5,8 +5,6 @@
 
 #include "runtime/serve/scheduler.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
