@@ -96,6 +96,14 @@ void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = ir::BF16ToF32(src[i]);
 }
 
+void SiluMul(const float* gate, const float* up, int64_t n, bool round_silu_to_bf16, float* out) {
+  if (Vector()) return avx512::SiluMul(gate, up, n, round_silu_to_bf16, out);
+  for (int64_t i = 0; i < n; ++i) {
+    const float silu = static_cast<float>(gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))));
+    out[i] = (round_silu_to_bf16 ? ir::RoundToBF16(silu) : silu) * up[i];
+  }
+}
+
 float SumF32(const float* x, int64_t n) {
   if (Vector()) return avx512::SumF32(x, n);
   float acc[8] = {};

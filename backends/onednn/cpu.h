@@ -29,6 +29,11 @@ void RotateInterleaved(const float* x, const int32_t* positions, int64_t tokens,
 // dst[i] = bf16(src[i]), round to nearest even.
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n);
 void Bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+// out[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + e^-g); with `round_silu_to_bf16`
+// silu is rounded to bf16 before the product, as an unfused bf16 graph does. The plain
+// version takes e^-g in double (the reference backend's rule); the vector one in f32,
+// within a few ulps of it.
+void SiluMul(const float* gate, const float* up, int64_t n, bool round_silu_to_bf16, float* out);
 // Σ x[i]: reads x at full memory speed (bandwidth measurements).
 float SumF32(const float* x, int64_t n);
 // Σ a[i] b[i] in f32.

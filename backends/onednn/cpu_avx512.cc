@@ -39,6 +39,21 @@ void LoadWeights32(const uint8_t* row, bool int4, int64_t j, __m512* first, __m5
   *second = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(bytes, 1)));
 }
 
+// e^x in f32 to about an ulp: x = n ln2 + r with |r| ≤ ln2 / 2, e^r by its Taylor
+// series to r^7 (the first term left out is below 6e-9 relative), then scaled by 2^n.
+__m512 Exp(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2's high bits: n · it is exact
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  }
+  return _mm512_scalef_ps(p, n);
+}
+
 }  // namespace
 
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n) {
@@ -56,6 +71,16 @@ void Bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, LoadBf16(src + i));
   if (i < n) _mm512_mask_storeu_ps(dst + i, Tail16(n - i), LoadBf16Masked(src + i, Tail16(n - i)));
+}
+
+void SiluMul(const float* gate, const float* up, int64_t n, bool round_silu_to_bf16, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Tail16(std::min<int64_t>(16, n - i));
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), Exp(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    if (round_silu_to_bf16) silu = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(silu));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+  }
 }
 
 float SumF32(const float* x, int64_t n) {

@@ -12,6 +12,7 @@ namespace dsrt::backends::onednn::avx512 {
 
 void F32ToBf16(const float* src, uint16_t* dst, int64_t n);
 void Bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+void SiluMul(const float* gate, const float* up, int64_t n, bool round_silu_to_bf16, float* out);
 float SumF32(const float* x, int64_t n);
 float DotF32(const float* a, const float* b, int64_t n);
 void Axpy(float a, const float* x, float* y, int64_t n);

@@ -3,6 +3,7 @@
 
 #include "backends/onednn/cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -72,7 +73,7 @@ TEST(CpuKernels, DotsAndAxpyAgreeWithDoubleLoopsAtOddLengths) {
 // `tokens` 1 and 2 take the four-stream decode path, more the row-at-a-time one. The
 // rows are computed as two ranges, as two threads would take them.
 void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int4, int64_t tokens) {
-  const int64_t rows = 19, split = 2, groups = (k + group - 1) / group;
+  const int64_t rows = 19, groups = (k + group - 1) / group;
   const std::vector<float> x = Random(tokens * k, 4);
   std::vector<int8_t> qx(tokens * k), even_odd(tokens * k);
   std::vector<float> x_scales(tokens * groups);
@@ -102,7 +103,8 @@ void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int
   };
   BothPaths([&](bool vector) {
     std::vector<float> y8(tokens * rows), y4(tokens * rows);
-    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, split}, {split, rows}}) {
+    const std::pair<int64_t, int64_t> ranges[] = {{0, 2}, {2, rows}};
+    for (const auto& [begin, end] : ranges) {
       QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, begin, end, y8.data(), rows);
       if (test_int4) QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, begin, end, y4.data(), rows);
     }
@@ -126,6 +128,29 @@ TEST(CpuKernels, QuantizedRowsHandleAShortLastGroup) {
 }
 TEST(CpuKernels, Int8RowsTakeGroupsOf64) {
   for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(320, 64, false, tokens);
+}
+
+TEST(CpuKernels, SiluMulIsWithinAFewUlpsOfDoubleExpAcrossTheRange) {
+  std::vector<float> gate = Random(997, 11, 8.0f);  // an odd length: a masked tail
+  for (float g : {0.0f, -0.0f, 1e-30f, -1e-30f, 87.0f, 89.0f, -87.0f, -89.0f, -103.0f, -110.0f, 200.0f, -200.0f}) {
+    gate.push_back(g);
+  }
+  const int64_t n = static_cast<int64_t>(gate.size());
+  const std::vector<float> up = Random(n, 12);
+  for (bool round : {false, true}) {
+    BothPaths([&](bool vector) {
+      std::vector<float> out(n);
+      SiluMul(gate.data(), up.data(), n, round, out.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float silu = static_cast<float>(gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))));
+        const float want = (round ? ir::RoundToBF16(silu) : silu) * up[i];
+        // Rounding to bf16 can go the other way after an ulp of difference: one bf16 step
+        // then. Below -88.7, 1 + e^-g overflows f32 and the vector silu is -0, not -1e-37.
+        const float tolerance = std::max(std::fabs(want) * (round ? 8e-3f : 1e-6f), vector ? 1e-30f : 0.0f);
+        ASSERT_NEAR(out[i], want, tolerance) << "gate " << gate[i] << ", vector " << vector << ", bf16 " << round;
+      }
+    });
+  }
 }
 
 TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {

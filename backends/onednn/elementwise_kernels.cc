@@ -12,11 +12,6 @@
 namespace dsrt::backends::onednn {
 namespace {
 
-// The product of all dims but the last.
-int64_t Rows(const std::vector<int64_t>& dims) {
-  return std::accumulate(dims.begin(), dims.end() - 1, int64_t{1}, std::multiplies<>());
-}
-
 class EmbeddingKernel : public Kernel {
  public:
   EmbeddingKernel(ir::WeightView table, int ids, int out) : table_(table), ids_(ids), out_(out) {}
@@ -227,10 +222,7 @@ class SwiGluKernel : public Kernel {
   absl::Status Run(StepContext& ctx) override {
     const float *gate = ctx.F(gate_), *up = ctx.F(up_);
     float* out = ctx.F(out_);
-    for (int64_t e = 0; e < ctx.Elements(out_); ++e) {
-      const float silu = bf16_ ? ir::RoundToBF16(SiluF(gate[e])) : SiluF(gate[e]);
-      out[e] = silu * up[e];
-    }
+    SiluMul(gate, up, ctx.Elements(out_), bf16_, out);
     return absl::OkStatus();
   }
 

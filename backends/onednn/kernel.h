@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -130,6 +131,13 @@ void AddCollectiveKernels(absl::flat_hash_map<std::string, KernelFactory>& facto
 
 // Splits [0, n) across the OpenMP threads when the work is worth it.
 void ParallelFor(int64_t n, int64_t cost_per_item, const std::function<void(int64_t begin, int64_t end)>& body);
+// Runs body(thread, threads) once on each OpenMP thread, for work in phases that would
+// otherwise be a parallel region each; Barrier() inside waits for every thread.
+void ParallelRegion(const std::function<void(int thread, int threads)>& body);
+void Barrier();
+// Thread `thread` of `threads`'s share of a total `work`: [begin, end), all shares
+// contiguous and in thread order.
+std::pair<int64_t, int64_t> ShareOf(int64_t work, int thread, int threads);
 
 }  // namespace dsrt::backends::onednn
 

@@ -1,12 +1,13 @@
 // FusedMoE and QFusedMoE: tokens grouped by expert, one GEMM per projection per
 // expert over just its tokens, the weighted results added back in expert order.
 
-#include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "backends/onednn/cpu.h"
 #include "backends/onednn/kernel.h"
 #include "backends/onednn/quantized_linear.h"
 #include "ir/status_macros.h"
@@ -38,6 +39,8 @@ class QuantizedExpert : public ExpertMlp {
   QuantizedExpert(QuantizedLinear gate_up, QuantizedLinear down) : gate_up_(std::move(gate_up)), down_(std::move(down)) {}
   void GateUp(const float* x, int64_t m, float* gate_up) override { gate_up_.Run(x, m, gate_up); }
   void Down(const float* act, int64_t m, float* y) override { down_.Run(act, m, y); }
+  QuantizedLinear& gate_up() { return gate_up_; }
+  QuantizedLinear& down() { return down_; }
 
  private:
   QuantizedLinear gate_up_, down_;
@@ -54,53 +57,74 @@ ExpertRange ExpertRangeOf(const ir::Node& node, int64_t experts) {
   return {node.attrs().IntOr("first_expert", 0), node.attrs().IntOr("routed_experts", experts)};
 }
 
+// Calls fn(item, begin, end) for thread `thread`'s share of the rows of items that have
+// rows(i) rows costing cost(i) each: contiguous in item order and balanced by cost;
+// neighbouring threads split an item at the same row.
+template <typename Rows, typename Cost, typename Fn>
+void ForEachShareOfRows(int64_t items, Rows rows, Cost cost, int thread, int threads, Fn fn) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < items; ++i) total += rows(i) * cost(i);
+  const auto [lo, hi] = ShareOf(total, thread, threads);
+  int64_t offset = 0;
+  for (int64_t i = 0; i < items && offset < hi; ++i) {
+    const int64_t c = cost(i), length = rows(i) * c;
+    const int64_t a = std::max(lo, offset), b = std::min(hi, offset + length);
+    if (a < b) {
+      const int64_t begin = (a - offset + c - 1) / c, end = (b - offset + c - 1) / c;
+      if (begin < end) fn(i, begin, end);
+    }
+    offset += length;
+  }
+}
+
 class MoeKernel : public Kernel {
  public:
-  MoeKernel(std::vector<std::unique_ptr<ExpertMlp>> experts, ExpertRange range, int64_t inter, int x, int ids,
-            int weights, int out)
-      : experts_(std::move(experts)), range_(range), inter_(inter), x_(x), ids_(ids), weights_(weights), out_(out) {}
+  // `quantized`: the same experts when they are QuantizedExperts (few-token steps then
+  // run them all in one parallel region), else empty.
+  MoeKernel(std::vector<std::unique_ptr<ExpertMlp>> experts, std::vector<QuantizedExpert*> quantized,
+            ExpertRange range, int64_t inter, int x, int ids, int weights, int out)
+      : experts_(std::move(experts)),
+        quantized_(std::move(quantized)),
+        range_(range),
+        inter_(inter),
+        x_(x),
+        ids_(ids),
+        weights_(weights),
+        out_(out),
+        routed_(experts_.size()),
+        expert_x_(quantized_.size()),
+        expert_act_(quantized_.size()) {}
 
   absl::Status Run(StepContext& ctx) override {
     const int64_t tokens = ctx.tokens(), top_k = ctx.Dims(ids_)[1], hidden = ctx.Dims(x_)[1];
     DSRT_RETURN_IF_ERROR(GroupByExpert(ctx, tokens, top_k));
+    const float* x = ctx.F(x_);
+    RunFewTokenExperts(x, tokens, hidden);
     float* y = ctx.F(out_);
     std::fill(y, y + tokens * hidden, 0.0f);
-    const float* x = ctx.F(x_);
     for (size_t e = 0; e < experts_.size(); ++e) {
-      const auto& group = routed_[e];
-      const int64_t m = static_cast<int64_t>(group.size());
+      const Routed& group = routed_[e];
+      const int64_t m = static_cast<int64_t>(group.tokens.size());
       if (m == 0) continue;
-      xe_.resize(m * hidden);
-      for (int64_t i = 0; i < m; ++i) std::memcpy(xe_.data() + i * hidden, x + group[i].first * hidden, hidden * 4);
-      gate_up_.resize(m * 2 * inter_);
-      experts_[e]->GateUp(xe_.data(), m, gate_up_.data());
-      act_.resize(m * inter_);
-      for (int64_t i = 0; i < m; ++i) {
-        const float* g = gate_up_.data() + i * 2 * inter_;
-        const float* u = g + inter_;
-        for (int64_t j = 0; j < inter_; ++j) {
-          const float silu = static_cast<float>(g[j] / (1.0 + std::exp(-static_cast<double>(g[j]))));
-          act_[i * inter_ + j] = silu * u[j];
-        }
-      }
-      down_.resize(m * hidden);
-      experts_[e]->Down(act_.data(), m, down_.data());
-      for (int64_t i = 0; i < m; ++i) {
-        float* yt = y + group[i].first * hidden;
-        const float* d = down_.data() + i * hidden;
-        const float w = group[i].second;
-        for (int64_t j = 0; j < hidden; ++j) yt[j] += d[j] * w;
-      }
+      const float* down = few_row_[e] >= 0 ? few_down_.data() + few_row_[e] * hidden : RunExpert(e, x, hidden);
+      for (int64_t i = 0; i < m; ++i) Axpy(group.weights[i], down + i * hidden, y + group.tokens[i] * hidden, hidden);
     }
     return absl::OkStatus();
   }
 
  private:
-  // routed_[e]: (token, routing weight) in token order; a token that picked an expert
-  // twice carries the summed weight, as the per-expert graph does.
+  // The tokens routed to one expert, in token order, and their routing weights; a token
+  // that picked an expert twice carries the summed weight, as the per-expert graph does.
+  struct Routed {
+    std::vector<int64_t> tokens;
+    std::vector<float> weights;
+  };
+
   absl::Status GroupByExpert(StepContext& ctx, int64_t tokens, int64_t top_k) {
-    routed_.resize(experts_.size());
-    for (auto& group : routed_) group.clear();
+    for (Routed& group : routed_) {
+      group.tokens.clear();
+      group.weights.clear();
+    }
     const int32_t* ids = ctx.I(ids_);
     const float* weights = ctx.F(weights_);
     for (int64_t t = 0; t < tokens; ++t) {
@@ -109,20 +133,112 @@ class MoeKernel : public Kernel {
         if (id < 0 || id >= range_.routed) return absl::OutOfRangeError(absl::StrCat("expert id ", id, " out of range"));
         const int64_t e = id - range_.first;
         if (e < 0 || e >= static_cast<int64_t>(experts_.size())) continue;  // another rank's expert
-        auto& group = routed_[e];
-        if (!group.empty() && group.back().first == t) group.back().second += weights[t * top_k + k];
-        else group.push_back({t, 0.0f + weights[t * top_k + k]});
+        Routed& group = routed_[e];
+        if (!group.tokens.empty() && group.tokens.back() == t) {
+          group.weights.back() += weights[t * top_k + k];
+        } else {
+          group.tokens.push_back(t);
+          group.weights.push_back(0.0f + weights[t * top_k + k]);
+        }
       }
     }
     return absl::OkStatus();
   }
 
+  // One expert on its own (many tokens, or weights the VNNI kernels do not take):
+  // returns its down projection, [its tokens, hidden].
+  const float* RunExpert(size_t e, const float* x, int64_t hidden) {
+    const Routed& group = routed_[e];
+    const int64_t m = static_cast<int64_t>(group.tokens.size());
+    xe_.resize(m * hidden);
+    for (int64_t i = 0; i < m; ++i) std::memcpy(xe_.data() + i * hidden, x + group.tokens[i] * hidden, hidden * 4);
+    gate_up_.resize(m * 2 * inter_);
+    experts_[e]->GateUp(xe_.data(), m, gate_up_.data());
+    act_.resize(m * inter_);
+    for (int64_t i = 0; i < m; ++i) {
+      const float* g = gate_up_.data() + i * 2 * inter_;
+      SiluMul(g, g + inter_, inter_, /*round_silu_to_bf16=*/false, act_.data() + i * inter_);
+    }
+    down_.resize(m * hidden);
+    experts_[e]->Down(act_.data(), m, down_.data());
+    return down_.data();
+  }
+
+  // Every quantized expert with 1 to 16 tokens, in one parallel region of three phases
+  // (gate+up rows of all of them, SiLU, down rows of all of them) rather than two
+  // parallel regions an expert: a decode step's experts are a few MB each, too little
+  // for a region of their own. The activations are quantized once for all of them.
+  // Sets few_row_[e] to the expert's first row in few_down_, or -1 when it runs alone.
+  void RunFewTokenExperts(const float* x, int64_t tokens, int64_t hidden) {
+    few_row_.assign(experts_.size(), -1);
+    few_.clear();
+    int64_t rows = 0;
+    for (size_t e = 0; e < quantized_.size(); ++e) {
+      const int64_t m = static_cast<int64_t>(routed_[e].tokens.size());
+      if (m == 0 || !quantized_[e]->gate_up().TakesVnni(m) || !quantized_[e]->down().TakesVnni(m)) continue;
+      few_row_[e] = rows;
+      few_.push_back(static_cast<int64_t>(e));
+      rows += m;
+    }
+    if (few_.empty()) return;
+    const QuantizedLinear& first = quantized_[few_[0]]->gate_up();
+    input_.Resize(tokens, hidden, first.group_size(), first.int4());
+    input_.Quantize(x, 0, tokens);
+    for (int64_t e : few_) {
+      expert_x_[e].Gather(input_, routed_[e].tokens);
+      const QuantizedLinear& down = quantized_[e]->down();
+      expert_act_[e].Resize(static_cast<int64_t>(routed_[e].tokens.size()), inter_, down.group_size(), down.int4());
+    }
+    few_gate_up_.resize(rows * 2 * inter_);
+    few_act_.resize(rows * inter_);
+    few_down_.resize(rows * hidden);
+    const int64_t items = static_cast<int64_t>(few_.size());
+    auto expert = [&](int64_t i) { return few_[i]; };
+    auto tokens_of = [&](int64_t i) { return static_cast<int64_t>(routed_[expert(i)].tokens.size()); };
+    // A row's cost: reading it (about two tokens' arithmetic) and one dot product a token.
+    auto row_cost = [&](int64_t i) { return tokens_of(i) + 2; };
+    ParallelRegion([&](int thread, int threads) {
+      ForEachShareOfRows(
+          items, [&](int64_t) { return 2 * inter_; }, row_cost, thread, threads,
+          [&](int64_t i, int64_t begin, int64_t end) {
+            const int64_t e = expert(i);
+            quantized_[e]->gate_up().VnniRows(expert_x_[e].view(), begin, end,
+                                              few_gate_up_.data() + few_row_[e] * 2 * inter_);
+          });
+      Barrier();
+      ForEachShareOfRows(
+          items, tokens_of, [](int64_t) { return 1; }, thread, threads,
+          [&](int64_t i, int64_t begin, int64_t end) {
+            const int64_t e = expert(i);
+            float* act = few_act_.data() + few_row_[e] * inter_;
+            for (int64_t t = begin; t < end; ++t) {
+              const float* g = few_gate_up_.data() + (few_row_[e] + t) * 2 * inter_;
+              SiluMul(g, g + inter_, inter_, /*round_silu_to_bf16=*/false, act + t * inter_);
+            }
+            expert_act_[e].Quantize(act + begin * inter_, begin, end - begin);
+          });
+      Barrier();
+      ForEachShareOfRows(
+          items, [&](int64_t) { return hidden; }, row_cost, thread, threads,
+          [&](int64_t i, int64_t begin, int64_t end) {
+            const int64_t e = expert(i);
+            quantized_[e]->down().VnniRows(expert_act_[e].view(), begin, end, few_down_.data() + few_row_[e] * hidden);
+          });
+    });
+  }
+
   std::vector<std::unique_ptr<ExpertMlp>> experts_;
+  std::vector<QuantizedExpert*> quantized_;
   ExpertRange range_;
   int64_t inter_;
   int x_, ids_, weights_, out_;
-  std::vector<std::vector<std::pair<int64_t, float>>> routed_;
+  std::vector<Routed> routed_;
+  // Scratch, grown once and kept.
   std::vector<float> xe_, gate_up_, act_, down_;
+  std::vector<int64_t> few_, few_row_;
+  QuantizedInput input_;
+  std::vector<QuantizedInput> expert_x_, expert_act_;
+  std::vector<float> few_gate_up_, few_act_, few_down_;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedMoe(const ir::Node& node, CompileContext& c) {
@@ -136,8 +252,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedMoe(const ir::Node& node, Compi
     mlps.push_back(std::make_unique<PackedExpert>(gate_up, down_proj));
   }
   const int64_t inter = node.input(3)->type().dims[0].size;
-  return std::make_unique<MoeKernel>(std::move(mlps), ExpertRangeOf(node, experts), inter, c.Index(node.input(0)),
-                                     c.Index(node.input(1)), c.Index(node.input(2)), c.Index(node.output()));
+  return std::make_unique<MoeKernel>(std::move(mlps), std::vector<QuantizedExpert*>{}, ExpertRangeOf(node, experts),
+                                     inter, c.Index(node.input(0)), c.Index(node.input(1)), c.Index(node.input(2)),
+                                     c.Index(node.output()));
 }
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, CompileContext& c) {
@@ -161,6 +278,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
     }
   };
   std::vector<std::unique_ptr<ExpertMlp>> mlps;
+  std::vector<QuantizedExpert*> quantized;
   for (int64_t e = 0; e < experts; ++e) {
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part gate, part(e));
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part up, part(experts + e));
@@ -170,11 +288,14 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear down_proj,
                           QuantizedLinear::CreateStacked(c.dnnl(), {down}, group_size, &c.arena()));
     release({e, experts + e, 2 * experts + e});
-    mlps.push_back(std::make_unique<QuantizedExpert>(std::move(gate_up), std::move(down_proj)));
+    auto expert = std::make_unique<QuantizedExpert>(std::move(gate_up), std::move(down_proj));
+    quantized.push_back(expert.get());
+    mlps.push_back(std::move(expert));
   }
   const int64_t inter = node.input(3)->type().dims[0].size;
-  return std::make_unique<MoeKernel>(std::move(mlps), ExpertRangeOf(node, experts), inter, c.Index(node.input(0)),
-                                     c.Index(node.input(1)), c.Index(node.input(2)), c.Index(node.output()));
+  return std::make_unique<MoeKernel>(std::move(mlps), std::move(quantized), ExpertRangeOf(node, experts), inter,
+                                     c.Index(node.input(0)), c.Index(node.input(1)), c.Index(node.input(2)),
+                                     c.Index(node.output()));
 }
 
 }  // namespace

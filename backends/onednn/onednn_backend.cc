@@ -108,10 +108,24 @@ void ParallelFor(int64_t n, int64_t cost_per_item, const std::function<void(int6
   }
 #pragma omp parallel num_threads(threads)
   {
-    const int64_t t = omp_get_thread_num(), count = omp_get_num_threads();
-    const int64_t begin = n * t / count, end = n * (t + 1) / count;
+    const auto [begin, end] = ShareOf(n, omp_get_thread_num(), omp_get_num_threads());
     if (begin < end) body(begin, end);
   }
+}
+
+void ParallelRegion(const std::function<void(int, int)>& body) {
+  const int threads = omp_get_max_threads();
+  if (threads <= 1) return body(0, 1);
+#pragma omp parallel num_threads(threads)
+  body(omp_get_thread_num(), omp_get_num_threads());
+}
+
+void Barrier() {
+#pragma omp barrier
+}
+
+std::pair<int64_t, int64_t> ShareOf(int64_t work, int thread, int threads) {
+  return {work * thread / threads, work * (thread + 1) / threads};
 }
 
 const absl::flat_hash_map<std::string, KernelFactory>& KernelFactories() {

@@ -34,6 +34,39 @@ absl::StatusOr<const void*> Place(const std::vector<std::pair<const void*, int64
 
 }  // namespace
 
+void QuantizedInput::Resize(int64_t tokens, int64_t k, int64_t group_size, bool int4) {
+  tokens_ = tokens;
+  k_ = k;
+  group_size_ = group_size;
+  groups_ = (k + group_size - 1) / group_size;
+  int4_ = int4;
+  values_.resize(tokens * k);
+  if (int4) even_odd_.resize(tokens * k);
+  scales_.resize(tokens * groups_);
+  sums_.resize(tokens * groups_);
+}
+
+void QuantizedInput::Quantize(const float* x, int64_t first, int64_t count) {
+  QuantizeActivations(x, count, k_, group_size_, values_.data() + first * k_,
+                      int4_ ? even_odd_.data() + first * k_ : nullptr, scales_.data() + first * groups_,
+                      sums_.data() + first * groups_);
+}
+
+void QuantizedInput::Gather(const QuantizedInput& from, absl::Span<const int64_t> rows) {
+  Resize(static_cast<int64_t>(rows.size()), from.k_, from.group_size_, from.int4_);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t row = rows[i];
+    std::memcpy(values_.data() + i * k_, from.values_.data() + row * k_, k_);
+    if (int4_) std::memcpy(even_odd_.data() + i * k_, from.even_odd_.data() + row * k_, k_);
+    std::memcpy(scales_.data() + i * groups_, from.scales_.data() + row * groups_, groups_ * sizeof(float));
+    std::memcpy(sums_.data() + i * groups_, from.sums_.data() + row * groups_, groups_ * sizeof(int32_t));
+  }
+}
+
+QuantizedActivations QuantizedInput::view() const {
+  return {values_.data(), int4_ ? even_odd_.data() : nullptr, scales_.data(), sums_.data(), tokens_};
+}
+
 absl::StatusOr<QuantizedLinear> QuantizedLinear::Create(Dnnl& dnnl, const ir::WeightView& values,
                                                         const ir::WeightView& scales, int64_t group_size,
                                                         WeightArena* arena) {
@@ -81,21 +114,15 @@ void QuantizedLinear::Run(const float* x, int64_t m, float* y) {
 }
 
 void QuantizedLinear::RunVnni(const float* x, int64_t m, float* y) {
-  const int64_t groups = (k_ + group_size_ - 1) / group_size_;
-  x_values_.resize(m * k_);
-  x_scales_.resize(m * groups);
-  x_sums_.resize(m * groups);
-  if (int4_) x_even_odd_.resize(m * k_);
-  QuantizeActivations(x, m, k_, group_size_, x_values_.data(), int4_ ? x_even_odd_.data() : nullptr, x_scales_.data(),
-                      x_sums_.data());
-  QuantizedActivations qx{x_values_.data(), x_even_odd_.data(), x_scales_.data(), x_sums_.data(), m};
-  ParallelFor(n_, k_ * m, [&](int64_t begin, int64_t end) {
-    if (int4_) {
-      QuantizedRowsI4(qx, static_cast<const uint8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
-    } else {
-      QuantizedRowsI8(qx, static_cast<const int8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
-    }
-  });
+  x_quantized_.Resize(m, k_, group_size_, int4_);
+  x_quantized_.Quantize(x, 0, m);
+  const QuantizedActivations qx = x_quantized_.view();
+  ParallelFor(n_, k_ * m, [&](int64_t begin, int64_t end) { VnniRows(qx, begin, end, y); });
+}
+
+void QuantizedLinear::VnniRows(const QuantizedActivations& x, int64_t begin, int64_t end, float* y) const {
+  if (int4_) return QuantizedRowsI4(x, static_cast<const uint8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
+  QuantizedRowsI8(x, static_cast<const int8_t*>(values_), scales_, k_, group_size_, begin, end, y, n_);
 }
 
 void QuantizedLinear::RunDequantized(const float* x, int64_t m, float* y) {

@@ -6,10 +6,32 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "backends/onednn/cpu.h"
 #include "backends/onednn/dnnl_matmul.h"
 #include "ir/weights.h"
 
 namespace dsrt::backends::onednn {
+
+// Activations quantized for the VNNI kernels (int8 per group), in buffers grown once
+// and kept between steps.
+class QuantizedInput {
+ public:
+  // Room for `tokens` rows of width k; their values are set by Quantize or Gather.
+  void Resize(int64_t tokens, int64_t k, int64_t group_size, bool int4);
+  // Rows [first, first + count) from x [count, k].
+  void Quantize(const float* x, int64_t first, int64_t count);
+  // Rows `rows` of `from` (same k, group size and int4), in that order; resizes.
+  void Gather(const QuantizedInput& from, absl::Span<const int64_t> rows);
+  QuantizedActivations view() const;
+
+ private:
+  int64_t tokens_ = 0, k_ = 0, group_size_ = 0, groups_ = 0;
+  bool int4_ = false;
+  std::vector<int8_t> values_, even_odd_;
+  std::vector<float> scales_;
+  std::vector<int32_t> sums_;
+};
 
 // y[m, n] = x[m, k] · (values · scales per group)ᵀ for a weight-only int8/int4
 // weight. With a WeightArena the bytes are copied into its huge pages once: streamed
@@ -32,10 +54,17 @@ class QuantizedLinear {
                                                        WeightArena* arena);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
+  int64_t group_size() const { return group_size_; }
+  bool int4() const { return int4_; }
   void Run(const float* x, int64_t m, float* y);
 
   // Token counts up to this take the VNNI path.
   static constexpr int64_t kMaxVnniTokens = 16;
+  // The VNNI path in pieces, for a caller that runs several linears in one parallel
+  // region: whether m tokens take it, and rows [begin, end) of y [x.tokens, n] on the
+  // calling thread for activations quantized with this k, group size and int4.
+  bool TakesVnni(int64_t m) const { return vnni_ok_ && m <= kMaxVnniTokens; }
+  void VnniRows(const QuantizedActivations& x, int64_t begin, int64_t end, float* y) const;
 
  private:
   void RunVnni(const float* x, int64_t m, float* y);
@@ -48,9 +77,7 @@ class QuantizedLinear {
   int64_t n_ = 0, k_ = 0, group_size_ = 0;
   bool vnni_ok_ = false;  // k and group_size fit the VNNI kernels' blocking
   // Scratch, grown once and kept.
-  std::vector<int8_t> x_values_, x_even_odd_;
-  std::vector<float> x_scales_;
-  std::vector<int32_t> x_sums_;
+  QuantizedInput x_quantized_;
   std::vector<uint16_t> x_bf16_, w_block_;
   std::vector<float> y_block_;
 };
