@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<Pass>> CreatePass(const std::string& name, const 
   if (name == "quantize-weights") {
     const std::string scheme = QuantizesWeights(options) ? options.weights : "int8";
     DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(scheme, options.quant_group_size));
-    return std::unique_ptr<Pass>(new QuantizeWeights(scheme, options.quant_group_size, options.quantize_lm_head));
+    return std::unique_ptr<Pass>(new QuantizeWeights(scheme, options.quant_group_size, options.lm_head_weights));
   }
   if (name == "fold-constants") return std::unique_ptr<Pass>(new FoldConstants());
   if (name == "cse") return std::unique_ptr<Pass>(new Cse());

@@ -49,7 +49,7 @@ class PassManager {
 struct PipelineOptions {
   std::string weights;          // "int8" or "int4" adds quantize-weights; anything else does not
   int64_t quant_group_size = 128;
-  bool quantize_lm_head = false;  // with weights int8/int4: the (untied) LM head as well
+  std::string lm_head_weights;  // with weights int8/int4: "int8" or "int4" quantizes the (untied) LM head too
   PartitionOptions partition;      // a world above one adds the partition pass
 };
 

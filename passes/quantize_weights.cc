@@ -131,21 +131,23 @@ bool IsQuantizableLinearWeight(const std::string& weight) {
 
 absl::StatusOr<bool> QuantizeWeights::Run(ir::Graph& graph) {
   DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(scheme_, group_size_));
+  if (!lm_head_scheme_.empty()) DSRT_RETURN_IF_ERROR(CheckQuantizeOptions(lm_head_scheme_, group_size_));
   std::vector<Node*> linears, moes;
   for (const auto& node : graph.nodes()) {
     if (node->op() == "Linear" && node->num_inputs() == 2) linears.push_back(node.get());
     if (node->op() == "FusedMoE") moes.push_back(node.get());
   }
-  Quantizer quantizer(graph, scheme_, group_size_);
+  Quantizer quantizer(graph, scheme_, group_size_), head_quantizer(graph, lm_head_scheme_, group_size_);
   std::vector<Node*> replaced;
   for (Node* linear : linears) {
     Node* constant = ProducerIf(linear->input(1), "Constant");
     if (constant == nullptr) continue;
     // A rank's slice is quantized when the checkpoint weight it comes from would be.
     const std::string weight = constant->attrs().StringOr(IsDerivedWeight(*constant) ? "source" : "weight", "");
-    if (!IsQuantizableLinearWeight(weight) && !(quantize_lm_head_ && weight == "lm_head.weight")) continue;
+    const bool head = !lm_head_scheme_.empty() && weight == "lm_head.weight";
+    if (!IsQuantizableLinearWeight(weight) && !head) continue;
     if (!Quantizer::CanQuantize(linear->input(1))) continue;
-    const Quantized q = quantizer.Of(linear->input(1));
+    const Quantized q = (head ? head_quantizer : quantizer).Of(linear->input(1));
     ir::AttrMap attrs = linear->attrs();
     attrs.Set("group_size", group_size_);
     std::vector<Value*> inputs = {linear->input(0), q.values, q.scales};

@@ -16,8 +16,9 @@ namespace dsrt::passes {
 // q_b_proj, kv_a_proj_with_mqa, o_proj), of its dense MLP and shared experts
 // (gate_proj, up_proj, down_proj), of unfused routed experts, and every FusedMoE's expert
 // weights. Left in the activation dtype: the embedding, the norms, the router gate, the
-// LM head (the logits are most sensitive to it; `quantize_lm_head` quantizes an untied
-// lm_head.weight too, as llama.cpp's Q8_0/Q4_0 files do) and kv_b_proj (MLAAttention reads W_UK and
+// LM head (the logits are most sensitive to it; a `lm_head_scheme` of int8 or int4
+// quantizes an untied lm_head.weight too, as llama.cpp's files do: Q8_0 keeps it in Q8_0,
+// Q4_0 in Q6_K) and kv_b_proj (MLAAttention reads W_UK and
 // W_UV from it directly in latent form; it is small and per-head). Weights are picked by
 // their checkpoint names (model.layers.N.self_attn.q_proj.weight, ...), the one place the
 // pass looks at names: which matrix a Linear multiplies by is what decides.
@@ -33,15 +34,16 @@ namespace dsrt::passes {
 // engine; the pass itself never sees weight bytes.
 class QuantizeWeights : public Pass {
  public:
-  QuantizeWeights(std::string scheme, int64_t group_size, bool quantize_lm_head = false)
-      : scheme_(std::move(scheme)), group_size_(group_size), quantize_lm_head_(quantize_lm_head) {}
+  // `lm_head_scheme`: "" leaves the LM head in the activation dtype.
+  QuantizeWeights(std::string scheme, int64_t group_size, std::string lm_head_scheme = "")
+      : scheme_(std::move(scheme)), group_size_(group_size), lm_head_scheme_(std::move(lm_head_scheme)) {}
   std::string name() const override { return "quantize-weights"; }
   absl::StatusOr<bool> Run(ir::Graph& graph) override;
 
  private:
   std::string scheme_;
   int64_t group_size_;
-  bool quantize_lm_head_;
+  std::string lm_head_scheme_;
 };
 
 // "int8" or "int4", and a group size of at least 2 (even for int4); the error names the value.

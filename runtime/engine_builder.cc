@@ -28,6 +28,14 @@ absl::Status CheckOptions(const EngineBuildOptions& o) {
   if (o.quantize_lm_head && o.weights != "int8" && o.weights != "int4") {
     return absl::InvalidArgumentError("--quantize-lm-head needs --weights int8 or int4");
   }
+  if (!o.lm_head_weights.empty()) {
+    if (o.weights != "int8" && o.weights != "int4") {
+      return absl::InvalidArgumentError("--lm-head-weights needs --weights int8 or int4");
+    }
+    if (o.lm_head_weights != "int8" && o.lm_head_weights != "int4") {
+      return absl::InvalidArgumentError(absl::StrCat("--lm-head-weights ", o.lm_head_weights, ": must be int8 or int4"));
+    }
+  }
   if (o.weights == "int8" || o.weights == "int4") {
     DSRT_RETURN_IF_ERROR(passes::CheckQuantizeOptions(o.weights, o.quant_group_size));
   } else if (!o.weights.empty() && o.weights != ir::DTypeName(o.dtype)) {
@@ -166,6 +174,11 @@ serialization::EngineProto Metadata(const EngineBuildOptions& o, const models::C
   return proto;
 }
 
+std::string LmHeadScheme(const EngineBuildOptions& o) {
+  if (!o.lm_head_weights.empty()) return o.lm_head_weights;
+  return o.quantize_lm_head ? o.weights : "";
+}
+
 int WorldSize(const EngineBuildOptions& o) { return std::max(o.tp, o.ep); }
 
 absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOptions& o, int rank, ir::Graph& graph) {
@@ -174,7 +187,7 @@ absl::StatusOr<std::vector<passes::PassRecord>> Optimize(const EngineBuildOption
   if (!o.dump_dir.empty() && WorldSize(o) > 1) pm_options.dump_dir = absl::StrCat(o.dump_dir, "/rank", rank);
   const passes::PipelineOptions pipeline_options{.weights = o.weights,
                                                  .quant_group_size = o.quant_group_size,
-                                                 .quantize_lm_head = o.quantize_lm_head,
+                                                 .lm_head_weights = LmHeadScheme(o),
                                                  .partition = {.tp = o.tp, .ep = o.ep, .rank = rank, .moe_combine = o.moe_combine}};
   const std::vector<std::string> pipeline = passes::DefaultPipeline(pipeline_options);
   const std::vector<std::string> known = passes::KnownPassNames();

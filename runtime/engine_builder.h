@@ -17,7 +17,8 @@ struct EngineBuildOptions {
   ir::DType dtype = ir::DType::kBF16;  // activations, KV cache and stored weights
   std::string weights = "";            // "" (= dtype), "bf16", "int8", "int4"
   int64_t quant_group_size = 128;      // int8/int4: input columns that share one scale
-  bool quantize_lm_head = false;       // int8/int4: the LM head too (it stays bf16 otherwise)
+  bool quantize_lm_head = false;       // int8/int4: the LM head too, in the same scheme
+  std::string lm_head_weights = "";    // int8/int4: the LM head in "int8" or "int4" (it stays in --dtype otherwise)
   int tp = 1;
   int ep = 1;
   std::string moe_combine = "allreduce";  // with ep: "allreduce" or "alltoall" (passes/partition.h)

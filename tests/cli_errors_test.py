@@ -170,6 +170,8 @@ class Suite:
         self.expect_error("unknown backend", ["run", self.engine, "--ids", "1", "--backend", "gpu"], "gpu")
         self.expect_error("--quantize-lm-head without int weights",
                           self.build_args(self.base) + ["--quantize-lm-head"], "--quantize-lm-head")
+        self.expect_error("an LM head scheme that is not int8 or int4",
+                          self.build_args(self.base) + ["--weights", "int4", "--lm-head-weights", "int3"], "int3")
 
         self.expect_error("unknown pass", self.build_args(self.base) + ["--disable-pass", "no-such-pass"], "no-such-pass")
         self.expect_error("unknown preset", ["synth", "--preset", "gpt5", "--output", os.path.join(self.work, "g")], "gpt5")

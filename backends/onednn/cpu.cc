@@ -141,6 +141,38 @@ float DotBf16(const float* a, const uint16_t* b, int64_t n) {
   return acc;
 }
 
+int64_t Bf16GemvPackedElements(int64_t k, int64_t n) {
+  return (n + kGemvBlock - 1) / kGemvBlock * ((k + 1) / 2) * kGemvBlock * 2;
+}
+
+// packed[((b · k2 + p) · kGemvBlock + c) · 2 + s] = W[2p + s, b · kGemvBlock + c].
+void PackBf16Gemv(const uint16_t* w, int64_t k, int64_t n, int64_t k_stride, int64_t n_stride, uint16_t* packed) {
+  const int64_t k2 = (k + 1) / 2, blocks = (n + kGemvBlock - 1) / kGemvBlock;
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t p = 0; p < k2; ++p) {
+      for (int64_t c = 0; c < kGemvBlock; ++c) {
+        for (int64_t s = 0; s < 2; ++s) {
+          const int64_t i = 2 * p + s, j = b * kGemvBlock + c;
+          packed[((b * k2 + p) * kGemvBlock + c) * 2 + s] = i < k && j < n ? w[i * k_stride + j * n_stride] : 0;
+        }
+      }
+    }
+  }
+}
+
+void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, float* y) {
+  if (Vector()) return avx512::Bf16Gemv(x, packed, k, n, y);
+  const int64_t k2 = (k + 1) / 2;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t b = j / kGemvBlock, c = j % kGemvBlock;
+    float acc = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      acc += ir::BF16ToF32(x[i]) * ir::BF16ToF32(packed[((b * k2 + i / 2) * kGemvBlock + c) * 2 + i % 2]);
+    }
+    y[j] = acc;
+  }
+}
+
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
                          int8_t* even_odd, float* scales, int32_t* sums) {
   if (Vector()) return avx512::QuantizeActivations(x, tokens, k, group_size, values, even_odd, scales, sums);

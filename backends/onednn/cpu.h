@@ -45,6 +45,15 @@ void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n);
 // Σ a[i] b[i] for a bf16 row b.
 float DotBf16(const float* a, const uint16_t* b, int64_t n);
 
+// One bf16 row times a bf16 matrix: y[n] = x[k] · W[k, n], products summed in f32 —
+// what a latent-attention head's W_UK and W_UV cost a decoding token. W is packed once
+// as pairs along k (vdpbf16ps's operand) in blocks of kGemvBlock columns, zero-padded.
+constexpr int64_t kGemvBlock = 128;
+int64_t Bf16GemvPackedElements(int64_t k, int64_t n);
+// W[i, j] = w[i * k_stride + j * n_stride].
+void PackBf16Gemv(const uint16_t* w, int64_t k, int64_t n, int64_t k_stride, int64_t n_stride, uint16_t* packed);
+void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, float* y);
+
 // Weight-only quantized rows against int8-quantized activations. Activations come
 // as `blocks` of 64 signed bytes with one f32 scale per group (group_size / 64
 // blocks) and the sum of each group's bytes; weights as i8 [rows, k] or i4 (two a

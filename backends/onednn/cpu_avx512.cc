@@ -153,6 +153,28 @@ void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t
   }
 }
 
+void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, float* y) {
+  constexpr int kVectors = kGemvBlock / 16;
+  const int64_t k2 = (k + 1) / 2;
+  for (int64_t b = 0; b * kGemvBlock < n; ++b) {
+    __m512 acc[kVectors];
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    const uint16_t* block = packed + b * k2 * kGemvBlock * 2;
+    for (int64_t p = 0; p < k2; ++p) {
+      const uint32_t pair = 2 * p + 1 < k ? x[2 * p] | static_cast<uint32_t>(x[2 * p + 1]) << 16 : x[2 * p];
+      const __m512bh xp = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      const uint16_t* w = block + p * kGemvBlock * 2;
+      for (int v = 0; v < kVectors; ++v) {
+        acc[v] = _mm512_dpbf16_ps(acc[v], xp, (__m512bh)_mm512_loadu_si512(w + v * 32));
+      }
+    }
+    for (int v = 0; v < kVectors; ++v) {
+      const int64_t j = b * kGemvBlock + v * 16;
+      if (j < n) _mm512_mask_storeu_ps(y + j, Tail16(std::min<int64_t>(16, n - j)), acc[v]);
+    }
+  }
+}
+
 namespace {
 
 // One group of activations as int8 with scale max|x| / 127; returns the bytes' sum.

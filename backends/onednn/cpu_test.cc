@@ -153,6 +153,34 @@ TEST(CpuKernels, SiluMulIsWithinAFewUlpsOfDoubleExpAcrossTheRange) {
   }
 }
 
+// y = x · W for a bf16 row and matrix, W given transposed or not, odd k, n across blocks.
+TEST(CpuKernels, Bf16GemvEqualsItsProductsSummed) {
+  for (auto [k, n] : {std::pair<int64_t, int64_t>{7, 5}, {128, 512}, {65, 130}}) {
+    for (bool transposed : {false, true}) {
+      std::vector<uint16_t> w(k * n), x(k);
+      const std::vector<float> wf = Random(k * n, 13), xf = Random(k, 14);
+      for (int64_t i = 0; i < k * n; ++i) w[i] = ir::F32ToBF16(wf[i]);
+      for (int64_t i = 0; i < k; ++i) x[i] = ir::F32ToBF16(xf[i]);
+      const int64_t k_stride = transposed ? 1 : n, n_stride = transposed ? k : 1;
+      std::vector<uint16_t> packed(Bf16GemvPackedElements(k, n));
+      PackBf16Gemv(w.data(), k, n, k_stride, n_stride, packed.data());
+      BothPaths([&](bool vector) {
+        std::vector<float> y(n);
+        Bf16Gemv(x.data(), packed.data(), k, n, y.data());
+        for (int64_t j = 0; j < n; ++j) {
+          double want = 0, magnitude = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            const double term = static_cast<double>(ir::BF16ToF32(x[i])) * ir::BF16ToF32(w[i * k_stride + j * n_stride]);
+            want += term;
+            magnitude += std::fabs(term);
+          }
+          ASSERT_NEAR(y[j], want, 1e-6 * magnitude) << "k " << k << " n " << n << " column " << j << ", vector " << vector;
+        }
+      });
+    }
+  }
+}
+
 TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   const int64_t k = 256, group = 128;
   const std::vector<float> x = Random(k, 7, 3.0f);

@@ -93,11 +93,11 @@ TEST(QuantizeWeights, RejectsBadOptionsNamingTheValue) {
 
 // mla-absorb, moe-fuse, then quantize-weights and dce, as the default pipeline starts.
 std::unique_ptr<ir::Graph> Quantized(const models::DeepSeekConfig& c, ir::DType dtype, const std::string& scheme,
-                                     int64_t group_size, bool quantize_lm_head = false) {
+                                     int64_t group_size, const std::string& lm_head_scheme = "") {
   auto graph = fixtures::NaiveGraph(c, dtype);
   MlaAbsorb absorb;
   MoeFuse fuse;
-  QuantizeWeights quantize(scheme, group_size, quantize_lm_head);
+  QuantizeWeights quantize(scheme, group_size, lm_head_scheme);
   for (Pass* pass : std::vector<Pass*>{&absorb, &fuse}) EXPECT_TRUE(pass->Run(*graph).ok());
   auto changed = fixtures::RunPassThenDce(quantize, *graph);
   EXPECT_TRUE(changed.ok() && *changed) << changed.status();
@@ -144,16 +144,25 @@ TEST(QuantizeWeights, QuantizesProjectionsAndExpertsButNotHeadRouterOrKvB) {
   }
 }
 
-TEST(QuantizeWeights, QuantizesTheLmHeadOnlyWhenAsked) {
+TEST(QuantizeWeights, QuantizesTheLmHeadOnlyWhenAskedInItsOwnScheme) {
   const models::DeepSeekConfig c = fixtures::PresetConfig("tiny-v2-lite");
-  auto graph = Quantized(c, ir::DType::kBF16, "int4", 32, /*quantize_lm_head=*/true);
-  EXPECT_EQ(fixtures::OpCounts(*graph)["Linear"], 0);
-  bool head_quantized = false;
-  for (const auto& node : graph->nodes()) {
-    if (IsDerivedWeight(*node) && node->attrs().StringOr("source", "") == "lm_head.weight") head_quantized = true;
+  for (const std::string head_scheme : {"int4", "int8"}) {
+    auto graph = Quantized(c, ir::DType::kBF16, "int4", 32, head_scheme);
+    EXPECT_EQ(fixtures::OpCounts(*graph)["Linear"], 0);
+    std::string head_dtype;
+    for (const auto& node : graph->nodes()) {
+      if (IsDerivedWeight(*node) && node->attrs().StringOr("source", "") == "lm_head.weight" &&
+          node->attrs().StringOr("part", "") == "values") {
+        head_dtype = std::string(ir::DTypeName(node->output()->type().dtype));
+        EXPECT_EQ(node->attrs().StringOr("scheme", ""), head_scheme);
+      }
+    }
+    EXPECT_EQ(head_dtype, head_scheme == "int8" ? "i8" : "i4");
   }
-  EXPECT_TRUE(head_quantized);
   EXPECT_EQ(fixtures::OpCounts(*Quantized(c, ir::DType::kBF16, "int4", 32))["Linear"], 1);
+  QuantizeWeights bad_head("int4", 32, "int3");
+  auto graph = fixtures::NaiveGraph(c, ir::DType::kBF16);
+  EXPECT_THAT(bad_head.Run(*graph).status().message(), testing::HasSubstr("int3"));
 }
 
 // The unquantized graph's weight table with every quantized weight replaced by what

@@ -537,7 +537,9 @@ int Main(int argc, char** argv) {
   build_cmd->add_option("--quant-group-size", build.options.quant_group_size,
                         "int8/int4: input columns that share one scale (default 128)");
   build_cmd->add_flag("--quantize-lm-head", build.options.quantize_lm_head,
-                      "int8/int4: quantize the LM head as well (llama.cpp's Q8_0/Q4_0 do)");
+                      "int8/int4: quantize the LM head as well, in the same scheme");
+  build_cmd->add_option("--lm-head-weights", build.options.lm_head_weights,
+                        "int8/int4: the LM head's own scheme, int8 or int4 (llama.cpp's Q4_0 keeps it in Q6_K)");
   build_cmd->add_option("--tp", build.options.tp, "tensor-parallel ranks");
   build_cmd->add_option("--ep", build.options.ep, "expert-parallel ranks");
   build_cmd->add_option("--moe-combine", build.options.moe_combine,
