@@ -119,6 +119,9 @@ BENCHMARK(QuantizedLinearBench)
     ->Args({1, 2048, 1408, 4, 0})
     ->Args({16, 10944, 2048, 8, 0})
     ->Args({16, 10944, 2048, 4, 0})
+    ->Args({32, 10944, 2048, 4, 0})
+    ->Args({64, 10944, 2048, 4, 0})
+    ->Args({64, 2816, 2048, 4, 0})   // an expert's gate and up, 64 prompt tokens
     ->Args({512, 10944, 2048, 8, 0})
     ->UseRealTime();
 

@@ -91,9 +91,7 @@ class MoeKernel : public Kernel {
         ids_(ids),
         weights_(weights),
         out_(out),
-        routed_(experts_.size()),
-        expert_x_(quantized_.size()),
-        expert_act_(quantized_.size()) {}
+        routed_(experts_.size()) {}
 
   absl::Status Run(StepContext& ctx) override {
     const int64_t tokens = ctx.tokens(), top_k = ctx.Dims(ids_)[1], hidden = ctx.Dims(x_)[1];
@@ -106,7 +104,7 @@ class MoeKernel : public Kernel {
       const Routed& group = routed_[e];
       const int64_t m = static_cast<int64_t>(group.tokens.size());
       if (m == 0) continue;
-      const float* down = few_row_[e] >= 0 ? few_down_.data() + few_row_[e] * hidden : RunExpert(e, x, hidden);
+      const float* down = few_row_[e] >= 0 ? scratch().few_down.data() + few_row_[e] * hidden : RunExpert(e, x, hidden);
       for (int64_t i = 0; i < m; ++i) Axpy(group.weights[i], down + i * hidden, y + group.tokens[i] * hidden, hidden);
     }
     return absl::OkStatus();
@@ -145,30 +143,45 @@ class MoeKernel : public Kernel {
     return absl::OkStatus();
   }
 
+  // Scratch of the MoE kernels, shared by every layer's kernel run on a thread (a
+  // layer's own would hold tokens × (3 inter + hidden) floats for every layer), grown
+  // once and kept.
+  struct Scratch {
+    std::vector<float> xe, gate_up, act, down;
+    QuantizedInput input;
+    std::vector<QuantizedInput> expert_x, expert_act;
+    std::vector<float> few_gate_up, few_act, few_down;
+  };
+  static Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+  }
+
   // One expert on its own (many tokens, or weights the VNNI kernels do not take):
   // returns its down projection, [its tokens, hidden].
   const float* RunExpert(size_t e, const float* x, int64_t hidden) {
+    Scratch& sc = scratch();
     const Routed& group = routed_[e];
     const int64_t m = static_cast<int64_t>(group.tokens.size());
-    xe_.resize(m * hidden);
-    for (int64_t i = 0; i < m; ++i) std::memcpy(xe_.data() + i * hidden, x + group.tokens[i] * hidden, hidden * 4);
-    gate_up_.resize(m * 2 * inter_);
-    experts_[e]->GateUp(xe_.data(), m, gate_up_.data());
-    act_.resize(m * inter_);
+    sc.xe.resize(m * hidden);
+    for (int64_t i = 0; i < m; ++i) std::memcpy(sc.xe.data() + i * hidden, x + group.tokens[i] * hidden, hidden * 4);
+    sc.gate_up.resize(m * 2 * inter_);
+    experts_[e]->GateUp(sc.xe.data(), m, sc.gate_up.data());
+    sc.act.resize(m * inter_);
     for (int64_t i = 0; i < m; ++i) {
-      const float* g = gate_up_.data() + i * 2 * inter_;
-      SiluMul(g, g + inter_, inter_, /*round_silu_to_bf16=*/false, act_.data() + i * inter_);
+      const float* g = sc.gate_up.data() + i * 2 * inter_;
+      SiluMul(g, g + inter_, inter_, /*round_silu_to_bf16=*/false, sc.act.data() + i * inter_);
     }
-    down_.resize(m * hidden);
-    experts_[e]->Down(act_.data(), m, down_.data());
-    return down_.data();
+    sc.down.resize(m * hidden);
+    experts_[e]->Down(sc.act.data(), m, sc.down.data());
+    return sc.down.data();
   }
 
-  // Every quantized expert with 1 to 16 tokens, in one parallel region of three phases
+  // Every quantized expert with 1 to 64 tokens, in one parallel region of three phases
   // (gate+up rows of all of them, SiLU, down rows of all of them) rather than two
   // parallel regions an expert: a decode step's experts are a few MB each, too little
   // for a region of their own. The activations are quantized once for all of them.
-  // Sets few_row_[e] to the expert's first row in few_down_, or -1 when it runs alone.
+  // Sets few_row_[e] to the expert's first row in the few_down scratch, or -1 when it runs alone.
   void RunFewTokenExperts(const float* x, int64_t tokens, int64_t hidden) {
     few_row_.assign(experts_.size(), -1);
     few_.clear();
@@ -181,17 +194,22 @@ class MoeKernel : public Kernel {
       rows += m;
     }
     if (few_.empty()) return;
-    const QuantizedLinear& first = quantized_[few_[0]]->gate_up();
-    input_.Resize(tokens, hidden, first.group_size(), first.int4());
-    input_.Quantize(x, 0, tokens);
-    for (int64_t e : few_) {
-      expert_x_[e].Gather(input_, routed_[e].tokens);
-      const QuantizedLinear& down = quantized_[e]->down();
-      expert_act_[e].Resize(static_cast<int64_t>(routed_[e].tokens.size()), inter_, down.group_size(), down.int4());
+    Scratch& sc = scratch();
+    if (sc.expert_x.size() < experts_.size()) {
+      sc.expert_x.resize(experts_.size());
+      sc.expert_act.resize(experts_.size());
     }
-    few_gate_up_.resize(rows * 2 * inter_);
-    few_act_.resize(rows * inter_);
-    few_down_.resize(rows * hidden);
+    const QuantizedLinear& first = quantized_[few_[0]]->gate_up();
+    sc.input.Resize(tokens, hidden, first.group_size(), first.int4());
+    sc.input.Quantize(x, 0, tokens);
+    for (int64_t e : few_) {
+      sc.expert_x[e].Gather(sc.input, routed_[e].tokens);
+      const QuantizedLinear& down = quantized_[e]->down();
+      sc.expert_act[e].Resize(static_cast<int64_t>(routed_[e].tokens.size()), inter_, down.group_size(), down.int4());
+    }
+    sc.few_gate_up.resize(rows * 2 * inter_);
+    sc.few_act.resize(rows * inter_);
+    sc.few_down.resize(rows * hidden);
     const int64_t items = static_cast<int64_t>(few_.size());
     auto expert = [&](int64_t i) { return few_[i]; };
     auto tokens_of = [&](int64_t i) { return static_cast<int64_t>(routed_[expert(i)].tokens.size()); };
@@ -202,27 +220,27 @@ class MoeKernel : public Kernel {
           items, [&](int64_t) { return 2 * inter_; }, row_cost, thread, threads,
           [&](int64_t i, int64_t begin, int64_t end) {
             const int64_t e = expert(i);
-            quantized_[e]->gate_up().VnniRows(expert_x_[e].view(), begin, end,
-                                              few_gate_up_.data() + few_row_[e] * 2 * inter_);
+            quantized_[e]->gate_up().VnniRows(sc.expert_x[e].view(), begin, end,
+                                              sc.few_gate_up.data() + few_row_[e] * 2 * inter_);
           });
       Barrier();
       ForEachShareOfRows(
           items, tokens_of, [](int64_t) { return 1; }, thread, threads,
           [&](int64_t i, int64_t begin, int64_t end) {
             const int64_t e = expert(i);
-            float* act = few_act_.data() + few_row_[e] * inter_;
+            float* act = sc.few_act.data() + few_row_[e] * inter_;
             for (int64_t t = begin; t < end; ++t) {
-              const float* g = few_gate_up_.data() + (few_row_[e] + t) * 2 * inter_;
+              const float* g = sc.few_gate_up.data() + (few_row_[e] + t) * 2 * inter_;
               SiluMul(g, g + inter_, inter_, /*round_silu_to_bf16=*/false, act + t * inter_);
             }
-            expert_act_[e].Quantize(act + begin * inter_, begin, end - begin);
+            sc.expert_act[e].Quantize(act + begin * inter_, begin, end - begin);
           });
       Barrier();
       ForEachShareOfRows(
           items, [&](int64_t) { return hidden; }, row_cost, thread, threads,
           [&](int64_t i, int64_t begin, int64_t end) {
             const int64_t e = expert(i);
-            quantized_[e]->down().VnniRows(expert_act_[e].view(), begin, end, few_down_.data() + few_row_[e] * hidden);
+            quantized_[e]->down().VnniRows(sc.expert_act[e].view(), begin, end, sc.few_down.data() + few_row_[e] * hidden);
           });
     });
   }
@@ -233,12 +251,7 @@ class MoeKernel : public Kernel {
   int64_t inter_;
   int x_, ids_, weights_, out_;
   std::vector<Routed> routed_;
-  // Scratch, grown once and kept.
-  std::vector<float> xe_, gate_up_, act_, down_;
   std::vector<int64_t> few_, few_row_;
-  QuantizedInput input_;
-  std::vector<QuantizedInput> expert_x_, expert_act_;
-  std::vector<float> few_gate_up_, few_act_, few_down_;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedMoe(const ir::Node& node, CompileContext& c) {

@@ -58,8 +58,10 @@ class QuantizedLinear {
   bool int4() const { return int4_; }
   void Run(const float* x, int64_t m, float* y);
 
-  // Token counts up to this take the VNNI path.
-  static constexpr int64_t kMaxVnniTokens = 16;
+  // Token counts up to this take the VNNI path. Measured (2 threads, int4): 10944 × 2048
+  // at 32 tokens 5.6 ms against 12.1 dequantized, at 64 10.7 against 12.8; one expert's
+  // 2816 × 2048 at 64 tokens 2.5 against 5.4 (dequantizing costs the same at any count).
+  static constexpr int64_t kMaxVnniTokens = 64;
   // The VNNI path in pieces, for a caller that runs several linears in one parallel
   // region: whether m tokens take it, and rows [begin, end) of y [x.tokens, n] on the
   // calling thread for activations quantized with this k, group size and int4.
