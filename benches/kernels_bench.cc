@@ -99,7 +99,7 @@ void QuantizedLinearBench(benchmark::State& state) {
   for (int64_t c = 0; c < (cached ? 1 : CopiesFor(bytes)); ++c) {
     ir::WeightView vv{bits == 8 ? ir::DType::kI8 : ir::DType::kI4, {n, k}, values.data(), bytes};
     ir::WeightView sv{ir::DType::kF32, {n, k / group}, scales.data(), static_cast<int64_t>(scales.size() * 4)};
-    copies.push_back(*QuantizedLinear::Create(dnnl, vv, sv, group, &arena));
+    copies.push_back(*QuantizedLinear::Create(dnnl, vv, sv, group, arena));
   }
   const std::vector<float> x = RandomFloats(m * k, 5);
   std::vector<float> y(m * n);
@@ -122,6 +122,8 @@ BENCHMARK(QuantizedLinearBench)
     ->Args({32, 10944, 2048, 4, 0})
     ->Args({64, 10944, 2048, 4, 0})
     ->Args({64, 2816, 2048, 4, 0})   // an expert's gate and up, 64 prompt tokens
+    ->Args({128, 10944, 2048, 4, 0})  // prefill
+    ->Args({128, 2048, 2048, 4, 0})
     ->Args({512, 10944, 2048, 8, 0})
     ->UseRealTime();
 

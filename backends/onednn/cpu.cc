@@ -22,27 +22,13 @@ int8_t Quantize(float x, float inv_scale) {
   return static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
 }
 
-int Nibble(const uint8_t* w, int64_t i) {
-  const int nibble = i % 2 == 0 ? (w[i / 2] & 0x0f) : (w[i / 2] >> 4);
-  return nibble >= 8 ? nibble - 16 : nibble;
-}
-
-template <typename WeightAt>
-void PlainQuantizedRows(const QuantizedActivations& x, WeightAt weight, const float* w_scales, int64_t k,
-                        int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
-  const int64_t groups = (k + group_size - 1) / group_size;
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    for (int64_t m = 0; m < x.tokens; ++m) {
-      const int8_t* xm = x.values + m * k;
-      float acc = 0;
-      for (int64_t g = 0; g < groups; ++g) {
-        int32_t isum = 0;
-        for (int64_t j = g * group_size; j < std::min(k, (g + 1) * group_size); ++j) isum += weight(r, j) * xm[j];
-        acc += w_scales[r * groups + g] * x.scales[m * groups + g] * static_cast<float>(isum);
-      }
-      y[m * y_stride + r] = acc;
-    }
-  }
+// A packed weight's value at row r, column j (see VnniWeight).
+int VnniValue(const VnniWeight& w, int64_t r, int64_t j) {
+  const uint8_t* block = w.values + (r / kVnniRows) * w.block_bytes();
+  const int64_t lane = r % kVnniRows, at = (lane / 16) * 64 + (lane % 16) * 4 + j % 4;
+  if (!w.int4) return block[(j / 4) * 256 + at] - 128;
+  const uint8_t byte = block[(j / 8) * 256 + at];
+  return (j % 8 < 4 ? byte & 0x0f : byte >> 4) - 8;
 }
 
 }  // namespace
@@ -174,8 +160,8 @@ void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, f
 }
 
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
-                         int8_t* even_odd, float* scales, int32_t* sums) {
-  if (Vector()) return avx512::QuantizeActivations(x, tokens, k, group_size, values, even_odd, scales, sums);
+                         float* scales, int32_t* sums) {
+  if (Vector()) return avx512::QuantizeActivations(x, tokens, k, group_size, values, scales, sums);
   const int64_t groups = (k + group_size - 1) / group_size;
   for (int64_t m = 0; m < tokens; ++m) {
     for (int64_t g = 0; g < groups; ++g) {
@@ -191,59 +177,86 @@ void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t grou
       scales[m * groups + g] = scale;
       sums[m * groups + g] = sum;
     }
-    if (even_odd == nullptr) continue;
-    // Blocks of 128 (then one of 64 at the end): their even elements, then their odd ones.
-    for (int64_t base = 0; base < k; base += 128) {
-      const int64_t half = std::min<int64_t>(64, (k - base) / 2);
-      const int8_t* src = values + m * k + base;
-      int8_t* dst = even_odd + m * k + base;
-      for (int64_t i = 0; i < half; ++i) {
-        dst[i] = src[2 * i];
-        dst[half + i] = src[2 * i + 1];
+  }
+}
+
+bool VnniPackable(int64_t k, int64_t group_size, bool int4) {
+  const int64_t step = int4 ? 8 : 4;
+  return k > 0 && group_size > 0 && k % step == 0 && group_size % step == 0;
+}
+
+int64_t VnniValueBytes(int64_t n, int64_t k, bool int4) {
+  return VnniWeight{nullptr, nullptr, n, k, 1, int4}.blocks() * kVnniRows * (int4 ? k / 2 : k);
+}
+
+int64_t VnniScaleCount(int64_t n, int64_t k, int64_t group_size) {
+  const VnniWeight w{nullptr, nullptr, n, k, group_size, false};
+  return w.blocks() * w.groups() * kVnniRows;
+}
+
+void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& packed, int64_t block_begin,
+                    int64_t block_end) {
+  const int64_t k = packed.k, groups = packed.groups();
+  const auto* in = static_cast<const uint8_t*>(values);
+  // The unsigned (offset) value of row r's column j; rows past n are zeros.
+  auto offset_value = [&](int64_t r, int64_t j) -> uint8_t {
+    if (r >= packed.n) return packed.int4 ? 8 : 128;
+    if (!packed.int4) return static_cast<uint8_t>(in[r * k + j] ^ 0x80);
+    const int64_t i = r * k + j;
+    return static_cast<uint8_t>((i % 2 == 0 ? in[i / 2] : in[i / 2] >> 4) & 0x0f) ^ 0x08;
+  };
+  auto* out_values = const_cast<uint8_t*>(packed.values);
+  auto* out_scales = const_cast<float*>(packed.scales);
+  const int64_t step = packed.int4 ? 8 : 4;
+  for (int64_t b = block_begin; b < block_end; ++b) {
+    uint8_t* out = out_values + b * packed.block_bytes();
+    for (int64_t j = 0; j < k; j += step) {
+      for (int64_t lane = 0; lane < kVnniRows; ++lane) {
+        const int64_t r = b * kVnniRows + lane;
+        for (int64_t c = 0; c < 4; ++c) {
+          const uint8_t byte = packed.int4 ? offset_value(r, j + c) | offset_value(r, j + 4 + c) << 4
+                                           : offset_value(r, j + c);
+          out[(lane / 16) * 64 + (lane % 16) * 4 + c] = byte;
+        }
+      }
+      out += 256;
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t lane = 0; lane < kVnniRows; ++lane) {
+        const int64_t r = b * kVnniRows + lane;
+        out_scales[(b * groups + g) * kVnniRows + lane] = r < packed.n ? scales[r * groups + g] : 0.0f;
       }
     }
   }
 }
 
-void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
-  if (Vector()) return avx512::QuantizedRowsI8(x, w, w_scales, k, group_size, row_begin, row_end, y, y_stride);
-  PlainQuantizedRows(
-      x, [&](int64_t r, int64_t j) { return static_cast<int32_t>(w[r * k + j]); }, w_scales, k, group_size, row_begin,
-      row_end, y, y_stride);
-}
-
-void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
-  if (Vector()) return avx512::QuantizedRowsI4(x, w, w_scales, k, group_size, row_begin, row_end, y, y_stride);
-  PlainQuantizedRows(
-      x, [&](int64_t r, int64_t j) { return Nibble(w, r * k + j); }, w_scales, k, group_size, row_begin, row_end,
-      y, y_stride);
-}
-
-void DequantizeRowsF32(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
-                       int64_t row_begin, int64_t row_end, float* out) {
-  const int64_t groups = (k + group_size - 1) / group_size;
-  const auto* bytes = static_cast<const uint8_t*>(w);
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    float* o = out + (r - row_begin) * k;
-    for (int64_t j = 0; j < k; ++j) {
-      const int value = int4 ? Nibble(bytes, r * k + j) : static_cast<int8_t>(bytes[r * k + j]);
-      o[j] = static_cast<float>(value) * w_scales[r * groups + j / group_size];
+void VnniRowBlocks(const QuantizedActivations& x, const VnniWeight& w, int64_t block_begin, int64_t block_end,
+                   float* y, int64_t y_stride) {
+  if (Vector()) return avx512::VnniRowBlocks(x, w, block_begin, block_end, y, y_stride);
+  const int64_t k = w.k, groups = w.groups();
+  for (int64_t r = block_begin * kVnniRows; r < std::min(w.n, block_end * kVnniRows); ++r) {
+    const float* w_scales = w.scales + ((r / kVnniRows) * groups) * kVnniRows + r % kVnniRows;
+    for (int64_t m = 0; m < x.tokens; ++m) {
+      const int8_t* xm = x.values + m * k;
+      float acc = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        int32_t isum = 0;
+        for (int64_t j = g * w.group_size; j < std::min(k, (g + 1) * w.group_size); ++j) {
+          isum += VnniValue(w, r, j) * xm[j];
+        }
+        acc += w_scales[g * kVnniRows] * x.scales[m * groups + g] * static_cast<float>(isum);
+      }
+      y[m * y_stride + r] = acc;
     }
   }
 }
 
-void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
-                        int64_t row_begin, int64_t row_end, uint16_t* out) {
-  if (Vector() && k % 32 == 0 && group_size % 32 == 0 && (!int4 || k % 2 == 0)) {
-    return avx512::DequantizeRowsBf16(w, int4, w_scales, k, group_size, row_begin, row_end, out);
-  }
-  thread_local std::vector<float> row;
-  row.resize(k);
+void DequantizeVnniRows(const VnniWeight& w, int64_t row_begin, int64_t row_end, float* out) {
+  const int64_t groups = w.groups();
   for (int64_t r = row_begin; r < row_end; ++r) {
-    DequantizeRowsF32(w, int4, w_scales, k, group_size, r, r + 1, row.data());
-    F32ToBf16(row.data(), out + (r - row_begin) * k, k);
+    const float* w_scales = w.scales + ((r / kVnniRows) * groups) * kVnniRows + r % kVnniRows;
+    float* o = out + (r - row_begin) * w.k;
+    for (int64_t j = 0; j < w.k; ++j) o[j] = static_cast<float>(VnniValue(w, r, j)) * w_scales[(j / w.group_size) * kVnniRows];
   }
 }
 

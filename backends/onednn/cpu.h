@@ -54,35 +54,51 @@ int64_t Bf16GemvPackedElements(int64_t k, int64_t n);
 void PackBf16Gemv(const uint16_t* w, int64_t k, int64_t n, int64_t k_stride, int64_t n_stride, uint16_t* packed);
 void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, float* y);
 
-// Weight-only quantized rows against int8-quantized activations. Activations come
-// as `blocks` of 64 signed bytes with one f32 scale per group (group_size / 64
-// blocks) and the sum of each group's bytes; weights as i8 [rows, k] or i4 (two a
-// byte, low nibble first) with f32 scales [rows, groups]. y[m, r] for r in
-// [row_begin, row_end), m < tokens.
+// Weight-only quantized weights against int8-quantized activations.
 struct QuantizedActivations {
   const int8_t* values = nullptr;  // [tokens, k]
-  // The same bytes with each 128 (and a last 64) reordered as its even then its odd
-  // elements, the order in which an i4 weight's low and high nibbles come out.
-  const int8_t* values_even_odd = nullptr;
   const float* scales = nullptr;   // [tokens, groups]
-  const int32_t* sums = nullptr;   // [tokens, groups]
+  const int32_t* sums = nullptr;   // [tokens, groups], each group's bytes summed
   int64_t tokens = 0;
 };
 // Symmetric per-group int8: scale = max|x| / 127 (the last group may be short).
-// `even_odd` may be null.
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
-                         int8_t* even_odd, float* scales, int32_t* sums);
-// Need k and group_size multiples of 64 (the caller checks); the last group may be short.
-void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
-void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+                         float* scales, int32_t* sums);
 
-// Rows [row_begin, row_end) of a quantized weight, dequantized to bf16 or f32.
-void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
-                        int64_t row_begin, int64_t row_end, uint16_t* out);
-void DequantizeRowsF32(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
-                       int64_t row_begin, int64_t row_end, float* out);
+// An i8 or i4 weight [n, k] with f32 scales per row and group, packed as vpdpbusd takes
+// it: blocks of kVnniRows rows (the last padded with zeros), and in a block, for each
+// step of 4 (i8) or 8 (i4) columns, four 64-byte vectors of 16 rows, each row's 4 bytes
+// side by side. Bytes are unsigned (vpdpbusd's first operand): i8 w + 128; i4 w + 8 for
+// columns c..c+3 in the low nibbles and c+4..c+7 in the high ones. One row block is one
+// sequential stream, and one broadcast of 4 activation bytes feeds 16 rows.
+// Scales: [block][group][kVnniRows].
+constexpr int64_t kVnniRows = 64;
+struct VnniWeight {
+  const uint8_t* values = nullptr;
+  const float* scales = nullptr;
+  int64_t n = 0, k = 0, group_size = 0;
+  bool int4 = false;
+
+  int64_t blocks() const { return (n + kVnniRows - 1) / kVnniRows; }
+  int64_t groups() const { return (k + group_size - 1) / group_size; }
+  int64_t block_bytes() const { return kVnniRows * (int4 ? k / 2 : k); }
+};
+// Whether k and the group size are whole column steps (4 for i8, 8 for i4).
+bool VnniPackable(int64_t k, int64_t group_size, bool int4);
+int64_t VnniValueBytes(int64_t n, int64_t k, bool int4);
+int64_t VnniScaleCount(int64_t n, int64_t k, int64_t group_size);
+// Blocks [block_begin, block_end) of `packed` (its values and scales, sized for all
+// blocks) from i8 values [n, k] or i4 (two a byte, low nibble first, rows contiguous)
+// and f32 scales [n, groups].
+void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& packed, int64_t block_begin,
+                    int64_t block_end);
+// y[m, r] = Σ_g w_scale[r, g] · x.scales[m, g] · Σ_{j in g} w[r, j] · x.values[m, j]
+// for every token m and the rows of blocks [block_begin, block_end) (rows past n are
+// not written).
+void VnniRowBlocks(const QuantizedActivations& x, const VnniWeight& w, int64_t block_begin, int64_t block_end,
+                   float* y, int64_t y_stride);
+// Rows [row_begin, row_end) of the weight, values times scales, [rows, k].
+void DequantizeVnniRows(const VnniWeight& w, int64_t row_begin, int64_t row_end, float* out);
 
 }  // namespace dsrt::backends::onednn
 

@@ -18,16 +18,11 @@ float DotF32(const float* a, const float* b, int64_t n);
 void Axpy(float a, const float* x, float* y, int64_t n);
 void AxpyBf16(float a, const uint16_t* x, float* y, int64_t n);
 float DotBf16(const float* a, const uint16_t* b, int64_t n);
-// Needs k and group_size multiples of 32.
-void DequantizeRowsBf16(const void* w, bool int4, const float* w_scales, int64_t k, int64_t group_size,
-                        int64_t row_begin, int64_t row_end, uint16_t* out);
 void Bf16Gemv(const uint16_t* x, const uint16_t* packed, int64_t k, int64_t n, float* y);
 void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t group_size, int8_t* values,
-                         int8_t* even_odd, float* scales, int32_t* sums);
-void QuantizedRowsI8(const QuantizedActivations& x, const int8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
-void QuantizedRowsI4(const QuantizedActivations& x, const uint8_t* w, const float* w_scales, int64_t k,
-                     int64_t group_size, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride);
+                         float* scales, int32_t* sums);
+void VnniRowBlocks(const QuantizedActivations& x, const VnniWeight& w, int64_t block_begin, int64_t block_end,
+                   float* y, int64_t y_stride);
 
 }  // namespace dsrt::backends::onednn::avx512
 

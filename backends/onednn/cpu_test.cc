@@ -68,66 +68,102 @@ TEST(CpuKernels, DotsAndAxpyAgreeWithDoubleLoopsAtOddLengths) {
   }
 }
 
-// Per-group quantized activations and weights: the VNNI dot product must equal the
-// integer sum it stands for, scaled. k = 320 leaves a last group of 64 columns.
-// `tokens` 1 and 2 take the four-stream decode path, more the row-at-a-time one. The
-// rows are computed as two ranges, as two threads would take them.
-void ExpectQuantizedRowsEqualIntegerSums(int64_t k, int64_t group, bool test_int4, int64_t tokens) {
-  const int64_t rows = 19, groups = (k + group - 1) / group;
+// A random i8 [rows, k] or i4 (two a byte) weight with scales, and its VNNI packing.
+struct PackedWeight {
+  std::vector<uint8_t> raw;
+  std::vector<float> raw_scales;
+  std::vector<uint8_t> values;
+  std::vector<float> scales;
+  VnniWeight w;
+
+  PackedWeight(int64_t rows, int64_t k, int64_t group, bool int4, uint32_t seed) {
+    std::mt19937 rng(seed);
+    raw.resize(int4 ? rows * k / 2 : rows * k);
+    for (uint8_t& b : raw) b = static_cast<uint8_t>(int4 ? rng() : rng() % 255 + 129);  // i8: −127 … 127
+    raw_scales = Random(rows * ((k + group - 1) / group), seed + 1);
+    values.resize(VnniValueBytes(rows, k, int4));
+    scales.resize(VnniScaleCount(rows, k, group));
+    w = {values.data(), scales.data(), rows, k, group, int4};
+    // Packed in two calls, as two threads would.
+    PackVnniBlocks(raw.data(), raw_scales.data(), w, 0, 1);
+    PackVnniBlocks(raw.data(), raw_scales.data(), w, 1, w.blocks());
+  }
+  int Value(int64_t r, int64_t j) const {
+    const int64_t k = w.k, i = r * k + j;
+    if (!w.int4) return static_cast<int8_t>(raw[i]);
+    const int v = i % 2 == 0 ? (raw[i / 2] & 0x0f) : (raw[i / 2] >> 4);
+    return v >= 8 ? v - 16 : v;
+  }
+};
+
+TEST(CpuKernels, PackedWeightsDequantizeToValuesTimesScales) {
+  for (bool int4 : {false, true}) {
+    const PackedWeight p(70, 48, 16, int4, 21);  // a padded last block
+    std::vector<float> out(70 * 48);
+    DequantizeVnniRows(p.w, 0, 70, out.data());
+    for (int64_t r = 0; r < 70; ++r) {
+      for (int64_t j = 0; j < 48; ++j) {
+        ASSERT_EQ(out[r * 48 + j], p.Value(r, j) * p.raw_scales[r * 3 + j / 16]) << "row " << r << " column " << j;
+      }
+    }
+  }
+}
+
+// Per-group quantized activations and weights: the VNNI dot products must equal the
+// integer sums they stand for, scaled. 130 rows leave a last block of 2; k = 320 in
+// groups of 128 leaves a short last group. The blocks are computed as two ranges, as two
+// threads would take them; 1 to 9 tokens cover the token tiles and their remainders.
+void ExpectPackedRowsEqualIntegerSums(int64_t k, int64_t group, bool int4, int64_t tokens) {
+  const int64_t rows = 130, groups = (k + group - 1) / group;
   const std::vector<float> x = Random(tokens * k, 4);
-  std::vector<int8_t> qx(tokens * k), even_odd(tokens * k);
+  std::vector<int8_t> qx(tokens * k);
   std::vector<float> x_scales(tokens * groups);
   std::vector<int32_t> x_sums(tokens * groups);
-  QuantizeActivations(x.data(), tokens, k, group, qx.data(), even_odd.data(), x_scales.data(), x_sums.data());
-  const QuantizedActivations qa{qx.data(), even_odd.data(), x_scales.data(), x_sums.data(), tokens};
-  std::mt19937 rng(5);
-  std::vector<int8_t> w8(rows * k);
-  std::vector<uint8_t> w4(rows * k / 2);
-  for (int8_t& w : w8) w = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-  for (uint8_t& w : w4) w = static_cast<uint8_t>(rng());
-  const std::vector<float> w_scales = Random(rows * groups, 6);
-  auto nibble = [&](int64_t i) {
-    const int v = i % 2 == 0 ? (w4[i / 2] & 0x0f) : (w4[i / 2] >> 4);
-    return v >= 8 ? v - 16 : v;
-  };
-  auto expected = [&](bool int4, int64_t m, int64_t r) {
+  QuantizeActivations(x.data(), tokens, k, group, qx.data(), x_scales.data(), x_sums.data());
+  const QuantizedActivations qa{qx.data(), x_scales.data(), x_sums.data(), tokens};
+  const PackedWeight p(rows, k, group, int4, 5);
+  auto expected = [&](int64_t m, int64_t r) {
     double total = 0;
     for (int64_t g = 0; g < groups; ++g) {
       int64_t sum = 0;
-      for (int64_t j = g * group; j < std::min(k, (g + 1) * group); ++j) {
-        sum += (int4 ? nibble(r * k + j) : w8[r * k + j]) * qx[m * k + j];
-      }
-      total += static_cast<double>(w_scales[r * groups + g]) * x_scales[m * groups + g] * sum;
+      for (int64_t j = g * group; j < std::min(k, (g + 1) * group); ++j) sum += p.Value(r, j) * qx[m * k + j];
+      total += static_cast<double>(p.raw_scales[r * groups + g]) * x_scales[m * groups + g] * sum;
     }
     return total;
   };
   BothPaths([&](bool vector) {
-    std::vector<float> y8(tokens * rows), y4(tokens * rows);
-    const std::pair<int64_t, int64_t> ranges[] = {{0, 2}, {2, rows}};
-    for (const auto& [begin, end] : ranges) {
-      QuantizedRowsI8(qa, w8.data(), w_scales.data(), k, group, begin, end, y8.data(), rows);
-      if (test_int4) QuantizedRowsI4(qa, w4.data(), w_scales.data(), k, group, begin, end, y4.data(), rows);
-    }
+    std::vector<float> y(tokens * rows, -1.0f);
+    VnniRowBlocks(qa, p.w, 0, 1, y.data(), rows);
+    VnniRowBlocks(qa, p.w, 1, p.w.blocks(), y.data(), rows);
     for (int64_t m = 0; m < tokens; ++m) {
       for (int64_t r = 0; r < rows; ++r) {
-        ASSERT_NEAR(y8[m * rows + r], expected(false, m, r), 1e-3 * (1 + std::abs(expected(false, m, r))))
-            << (vector ? "avx512" : "plain") << " int8 token " << m << " of " << tokens << " row " << r;
-        if (!test_int4) continue;
-        ASSERT_NEAR(y4[m * rows + r], expected(true, m, r), 1e-3 * (1 + std::abs(expected(true, m, r))))
-            << (vector ? "avx512" : "plain") << " int4 token " << m << " of " << tokens << " row " << r;
+        ASSERT_NEAR(y[m * rows + r], expected(m, r), 1e-3 * (1 + std::abs(expected(m, r))))
+            << (vector ? "avx512" : "plain") << (int4 ? " int4" : " int8") << " token " << m << " of " << tokens
+            << " row " << r;
       }
     }
   });
 }
 
-TEST(CpuKernels, QuantizedRowsEqualTheirIntegerSums) {
-  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(256, 128, true, tokens);
+TEST(CpuKernels, PackedRowsEqualTheirIntegerSums) {
+  for (bool int4 : {false, true}) {
+    for (int64_t tokens : {1, 2, 3, 4, 5, 9}) ExpectPackedRowsEqualIntegerSums(256, 128, int4, tokens);
+  }
 }
-TEST(CpuKernels, QuantizedRowsHandleAShortLastGroup) {
-  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(320, 128, true, tokens);
+TEST(CpuKernels, PackedRowsHandleAShortLastGroup) {
+  for (bool int4 : {false, true}) {
+    for (int64_t tokens : {1, 6}) ExpectPackedRowsEqualIntegerSums(320, 128, int4, tokens);
+  }
 }
-TEST(CpuKernels, Int8RowsTakeGroupsOf64) {
-  for (int64_t tokens : {1, 2, 5}) ExpectQuantizedRowsEqualIntegerSums(320, 64, false, tokens);
+TEST(CpuKernels, PackedRowsTakeSmallGroups) {
+  ExpectPackedRowsEqualIntegerSums(48, 8, true, 3);
+  ExpectPackedRowsEqualIntegerSums(44, 4, false, 3);
+}
+TEST(CpuKernels, PackingNeedsWholeColumnSteps) {
+  EXPECT_TRUE(VnniPackable(2048, 128, true));
+  EXPECT_TRUE(VnniPackable(44, 4, false));
+  EXPECT_FALSE(VnniPackable(44, 4, true));
+  EXPECT_FALSE(VnniPackable(64, 6, false));
 }
 
 TEST(CpuKernels, SiluMulIsWithinAFewUlpsOfDoubleExpAcrossTheRange) {
@@ -187,59 +223,26 @@ TEST(CpuKernels, ActivationQuantizationKeepsEachGroupWithinHalfAStep) {
   std::vector<int8_t> q(k);
   std::vector<float> scales(2);
   std::vector<int32_t> sums(2);
-  QuantizeActivations(x.data(), 1, k, group, q.data(), nullptr, scales.data(), sums.data());
+  QuantizeActivations(x.data(), 1, k, group, q.data(), scales.data(), sums.data());
   for (int64_t j = 0; j < k; ++j) EXPECT_LE(std::abs(q[j] * scales[j / group] - x[j]), scales[j / group] * 0.5f + 1e-6);
 }
 
 TEST(CpuKernels, ActivationQuantizationIsTheSameOnBothPaths) {
-  const int64_t tokens = 2, k = 448, group = 128, groups = 4;  // a short last group; a last 64 for even/odd
+  const int64_t tokens = 2, k = 448, group = 128, groups = 4;  // a short last group
   const std::vector<float> x = Random(tokens * k, 10, 2.0f);
   struct Result {
-    std::vector<int8_t> values = std::vector<int8_t>(tokens * k), even_odd = std::vector<int8_t>(tokens * k);
+    std::vector<int8_t> values = std::vector<int8_t>(tokens * k);
     std::vector<float> scales = std::vector<float>(tokens * groups);
     std::vector<int32_t> sums = std::vector<int32_t>(tokens * groups);
   };
   Result results[2];
   BothPaths([&](bool vector) {
     Result& r = results[vector];
-    QuantizeActivations(x.data(), tokens, k, group, r.values.data(), r.even_odd.data(), r.scales.data(),
-                        r.sums.data());
+    QuantizeActivations(x.data(), tokens, k, group, r.values.data(), r.scales.data(), r.sums.data());
   });
   EXPECT_EQ(results[0].values, results[1].values);
-  EXPECT_EQ(results[0].even_odd, results[1].even_odd);
   EXPECT_EQ(results[0].scales, results[1].scales);
   EXPECT_EQ(results[0].sums, results[1].sums);
-}
-
-TEST(CpuKernels, Bf16DequantizationEqualsRoundedValuesTimesScales) {
-  const int64_t rows = 3, k = 192, group = 64;
-  std::mt19937 rng(8);
-  std::vector<uint8_t> w(rows * k);
-  for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
-  const std::vector<float> scales = Random(rows * k / group, 9);
-  for (bool int4 : {false, true}) {
-    std::vector<float> want(rows * k);
-    DequantizeRowsF32(w.data(), int4, scales.data(), k, group, 0, rows, want.data());
-    BothPaths([&](bool vector) {
-      std::vector<uint16_t> got(rows * k);
-      DequantizeRowsBf16(w.data(), int4, scales.data(), k, group, 0, rows, got.data());
-      for (int64_t i = 0; i < rows * k; ++i) {
-        ASSERT_EQ(got[i], ir::F32ToBF16(want[i])) << (vector ? "avx512" : "plain") << (int4 ? " int4 " : " int8 ") << i;
-      }
-    });
-  }
-}
-
-TEST(CpuKernels, DequantizedRowsMatchValuesTimesScales) {
-  const int64_t k = 6, group = 4;
-  const int8_t w8[] = {1, -2, 3, -4, 5, -6};
-  const float scales[] = {0.5f, 2.0f};
-  std::vector<float> out(k);
-  DequantizeRowsF32(w8, false, scales, k, group, 0, 1, out.data());
-  EXPECT_EQ(out, (std::vector<float>{0.5f, -1.0f, 1.5f, -2.0f, 10.0f, -12.0f}));
-  const uint8_t w4[] = {0x21, 0x43, 0xf8};  // 1, 2, 3, 4, -8, -1
-  DequantizeRowsF32(w4, true, scales, k, group, 0, 1, out.data());
-  EXPECT_EQ(out, (std::vector<float>{0.5f, 1.0f, 1.5f, 2.0f, -16.0f, -2.0f}));
 }
 
 }  // namespace

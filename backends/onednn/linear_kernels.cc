@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQLinear(const ir::Node& node, Compil
   c.Prefault(node, 1);
   c.Prefault(node, 2);
   DSRT_ASSIGN_OR_RETURN(QuantizedLinear linear,
-                        QuantizedLinear::Create(c.dnnl(), values, scales, group_size, &c.arena()));
+                        QuantizedLinear::Create(c.dnnl(), values, scales, group_size, c.arena()));
   c.Unneeded(node, 1);
   c.Unneeded(node, 2);
   return std::make_unique<QLinearKernel>(std::move(linear), c.IsLogits(node.output()), c.Index(node.input(0)),

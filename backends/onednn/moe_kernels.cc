@@ -200,12 +200,12 @@ class MoeKernel : public Kernel {
       sc.expert_act.resize(experts_.size());
     }
     const QuantizedLinear& first = quantized_[few_[0]]->gate_up();
-    sc.input.Resize(tokens, hidden, first.group_size(), first.int4());
+    sc.input.Resize(tokens, hidden, first.group_size());
     sc.input.Quantize(x, 0, tokens);
     for (int64_t e : few_) {
       sc.expert_x[e].Gather(sc.input, routed_[e].tokens);
       const QuantizedLinear& down = quantized_[e]->down();
-      sc.expert_act[e].Resize(static_cast<int64_t>(routed_[e].tokens.size()), inter_, down.group_size(), down.int4());
+      sc.expert_act[e].Resize(static_cast<int64_t>(routed_[e].tokens.size()), inter_, down.group_size());
     }
     sc.few_gate_up.resize(rows * 2 * inter_);
     sc.few_act.resize(rows * inter_);
@@ -213,14 +213,14 @@ class MoeKernel : public Kernel {
     const int64_t items = static_cast<int64_t>(few_.size());
     auto expert = [&](int64_t i) { return few_[i]; };
     auto tokens_of = [&](int64_t i) { return static_cast<int64_t>(routed_[expert(i)].tokens.size()); };
-    // A row's cost: reading it (about two tokens' arithmetic) and one dot product a token.
-    auto row_cost = [&](int64_t i) { return tokens_of(i) + 2; };
+    // A row block's cost: reading it (about two tokens' arithmetic) and a token's dot products.
+    auto block_cost = [&](int64_t i) { return tokens_of(i) + 2; };
     ParallelRegion([&](int thread, int threads) {
       ForEachShareOfRows(
-          items, [&](int64_t) { return 2 * inter_; }, row_cost, thread, threads,
-          [&](int64_t i, int64_t begin, int64_t end) {
+          items, [&](int64_t i) { return quantized_[expert(i)]->gate_up().row_blocks(); }, block_cost, thread,
+          threads, [&](int64_t i, int64_t begin, int64_t end) {
             const int64_t e = expert(i);
-            quantized_[e]->gate_up().VnniRows(sc.expert_x[e].view(), begin, end,
+            quantized_[e]->gate_up().VnniRowBlocks(sc.expert_x[e].view(), begin, end,
                                               sc.few_gate_up.data() + few_row_[e] * 2 * inter_);
           });
       Barrier();
@@ -237,10 +237,10 @@ class MoeKernel : public Kernel {
           });
       Barrier();
       ForEachShareOfRows(
-          items, [&](int64_t) { return hidden; }, row_cost, thread, threads,
+          items, [&](int64_t i) { return quantized_[expert(i)]->down().row_blocks(); }, block_cost, thread, threads,
           [&](int64_t i, int64_t begin, int64_t end) {
             const int64_t e = expert(i);
-            quantized_[e]->down().VnniRows(sc.expert_act[e].view(), begin, end, sc.few_down.data() + few_row_[e] * hidden);
+            quantized_[e]->down().VnniRowBlocks(sc.expert_act[e].view(), begin, end, sc.few_down.data() + few_row_[e] * hidden);
           });
     });
   }
@@ -297,9 +297,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeQFusedMoe(const ir::Node& node, Comp
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part up, part(experts + e));
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear::Part down, part(2 * experts + e));
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear gate_up,
-                          QuantizedLinear::CreateStacked(c.dnnl(), {gate, up}, group_size, &c.arena()));
+                          QuantizedLinear::CreateStacked(c.dnnl(), {gate, up}, group_size, c.arena()));
     DSRT_ASSIGN_OR_RETURN(QuantizedLinear down_proj,
-                          QuantizedLinear::CreateStacked(c.dnnl(), {down}, group_size, &c.arena()));
+                          QuantizedLinear::CreateStacked(c.dnnl(), {down}, group_size, c.arena()));
     release({e, experts + e, 2 * experts + e});
     auto expert = std::make_unique<QuantizedExpert>(std::move(gate_up), std::move(down_proj));
     quantized.push_back(expert.get());
