@@ -124,6 +124,8 @@ BENCHMARK(QuantizedLinearBench)
     ->Args({64, 2816, 2048, 4, 0})   // an expert's gate and up, 64 prompt tokens
     ->Args({128, 10944, 2048, 4, 0})  // prefill
     ->Args({128, 2048, 2048, 4, 0})
+    ->Args({128, 10944, 2048, 8, 0})
+    ->Args({512, 10944, 2048, 4, 0})
     ->Args({512, 10944, 2048, 8, 0})
     ->UseRealTime();
 

@@ -194,36 +194,38 @@ int64_t VnniScaleCount(int64_t n, int64_t k, int64_t group_size) {
   return w.blocks() * w.groups() * kVnniRows;
 }
 
+namespace {
+
+// Eight i4 values, two a byte in column order (n0 | n1 << 4, …), as VnniWeight lays
+// them: byte c holds columns c and c + 4.
+uint32_t InterleaveNibbles(uint32_t u) {
+  uint32_t out = 0;
+  for (int i = 0; i < 8; ++i) out |= ((u >> (4 * i)) & 0x0f) << (4 * (i < 4 ? 2 * i : 2 * (i - 4) + 1));
+  return out;
+}
+
+}  // namespace
+
 void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& packed, int64_t block_begin,
                     int64_t block_end) {
-  const int64_t k = packed.k, groups = packed.groups();
-  const auto* in = static_cast<const uint8_t*>(values);
-  // The unsigned (offset) value of row r's column j; rows past n are zeros.
-  auto offset_value = [&](int64_t r, int64_t j) -> uint8_t {
-    if (r >= packed.n) return packed.int4 ? 8 : 128;
-    if (!packed.int4) return static_cast<uint8_t>(in[r * k + j] ^ 0x80);
-    const int64_t i = r * k + j;
-    return static_cast<uint8_t>((i % 2 == 0 ? in[i / 2] : in[i / 2] >> 4) & 0x0f) ^ 0x08;
-  };
+  const int64_t k = packed.k, groups = packed.groups(), row_bytes = packed.int4 ? k / 2 : k;
+  const int64_t steps = k / (packed.int4 ? 8 : 4);
+  // Offsetting every byte (i8) or nibble (i4) to unsigned flips its top bit.
+  const uint32_t offset = packed.int4 ? 0x88888888u : 0x80808080u;
   auto* out_values = const_cast<uint8_t*>(packed.values);
   auto* out_scales = const_cast<float*>(packed.scales);
-  const int64_t step = packed.int4 ? 8 : 4;
   for (int64_t b = block_begin; b < block_end; ++b) {
-    uint8_t* out = out_values + b * packed.block_bytes();
-    for (int64_t j = 0; j < k; j += step) {
-      for (int64_t lane = 0; lane < kVnniRows; ++lane) {
-        const int64_t r = b * kVnniRows + lane;
-        for (int64_t c = 0; c < 4; ++c) {
-          const uint8_t byte = packed.int4 ? offset_value(r, j + c) | offset_value(r, j + 4 + c) << 4
-                                           : offset_value(r, j + c);
-          out[(lane / 16) * 64 + (lane % 16) * 4 + c] = byte;
-        }
+    for (int64_t lane = 0; lane < kVnniRows; ++lane) {
+      const int64_t r = b * kVnniRows + lane;
+      uint8_t* out = out_values + b * packed.block_bytes() + (lane / 16) * 64 + (lane % 16) * 4;
+      const uint8_t* row = static_cast<const uint8_t*>(values) + r * row_bytes;
+      for (int64_t s = 0; s < steps; ++s) {
+        uint32_t four = 0;  // a padding row's values are zeros
+        if (r < packed.n) std::memcpy(&four, row + 4 * s, 4);
+        four = (packed.int4 ? InterleaveNibbles(four) : four) ^ offset;
+        std::memcpy(out + 256 * s, &four, 4);
       }
-      out += 256;
-    }
-    for (int64_t g = 0; g < groups; ++g) {
-      for (int64_t lane = 0; lane < kVnniRows; ++lane) {
-        const int64_t r = b * kVnniRows + lane;
+      for (int64_t g = 0; g < groups; ++g) {
         out_scales[(b * groups + g) * kVnniRows + lane] = r < packed.n ? scales[r * groups + g] : 0.0f;
       }
     }

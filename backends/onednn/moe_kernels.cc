@@ -177,7 +177,7 @@ class MoeKernel : public Kernel {
     return sc.down.data();
   }
 
-  // Every quantized expert with 1 to 64 tokens, in one parallel region of three phases
+  // Every quantized expert the VNNI kernel takes, in one parallel region of three phases
   // (gate+up rows of all of them, SiLU, down rows of all of them) rather than two
   // parallel regions an expert: a decode step's experts are a few MB each, too little
   // for a region of their own. The activations are quantized once for all of them.

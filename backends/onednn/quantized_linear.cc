@@ -97,7 +97,7 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
   return q;
 }
 
-bool QuantizedLinear::TakesVnni(int64_t m) const { return m <= (UsingAvx512() ? kMaxVnniTokens : kMaxPlainTokens); }
+bool QuantizedLinear::TakesVnni(int64_t m) const { return UsingAvx512() || m <= kMaxPlainTokens; }
 
 void QuantizedLinear::Run(const float* x, int64_t m, float* y) {
   if (TakesVnni(m)) return RunVnni(x, m, y);
