@@ -199,9 +199,12 @@ namespace {
 // Eight i4 values, two a byte in column order (n0 | n1 << 4, …), as VnniWeight lays
 // them: byte c holds columns c and c + 4.
 uint32_t InterleaveNibbles(uint32_t u) {
-  uint32_t out = 0;
-  for (int i = 0; i < 8; ++i) out |= ((u >> (4 * i)) & 0x0f) << (4 * (i < 4 ? 2 * i : 2 * (i - 4) + 1));
-  return out;
+  // Two swaps (Hacker's Delight's outer perfect shuffle, at nibble grain): bytes 1 and
+  // 2, then nibbles 1 and 2 and nibbles 5 and 6.
+  uint32_t t = (u ^ (u >> 8)) & 0x0000ff00u;
+  u ^= t ^ (t << 8);
+  t = (u ^ (u >> 4)) & 0x00f000f0u;
+  return u ^ t ^ (t << 4);
 }
 
 }  // namespace

@@ -76,12 +76,16 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
     if (part.values.bytes < value_bytes || part.scales.bytes < scale_count * static_cast<int64_t>(sizeof(float))) {
       return absl::InvalidArgumentError("quantized weight holds fewer bytes than its shape needs");
     }
-    const auto* v = static_cast<const uint8_t*>(part.values.data);
-    const auto* sc = static_cast<const float*>(part.scales.data);
-    values.insert(values.end(), v, v + value_bytes);
-    scales.insert(scales.end(), sc, sc + scale_count);
+    if (parts.size() > 1) {  // stacked: joined first (an expert's gate and up, a few MB)
+      const auto* v = static_cast<const uint8_t*>(part.values.data);
+      const auto* sc = static_cast<const float*>(part.scales.data);
+      values.insert(values.end(), v, v + value_bytes);
+      scales.insert(scales.end(), sc, sc + scale_count);
+    }
     n += rows;
   }
+  const void* source_values = parts.size() > 1 ? values.data() : parts[0].values.data;
+  const auto* source_scales = parts.size() > 1 ? scales.data() : static_cast<const float*>(parts[0].scales.data);
   QuantizedLinear q;
   q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
   q.weight_ = {nullptr, nullptr, n, k, group_size, int4};
@@ -92,7 +96,7 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
     return absl::ResourceExhaustedError(absl::StrCat("out of memory packing a quantized weight [", n, ", ", k, "]"));
   }
   ParallelFor(q.weight_.blocks(), kVnniRows * k, [&](int64_t begin, int64_t end) {
-    PackVnniBlocks(values.data(), scales.data(), q.weight_, begin, end);
+    PackVnniBlocks(source_values, source_scales, q.weight_, begin, end);
   });
   return q;
 }
