@@ -129,6 +129,24 @@ BENCHMARK(QuantizedLinearBench)
     ->Args({512, 10944, 2048, 8, 0})
     ->UseRealTime();
 
+// Repacking a quantized weight into VNNI blocks at load. Args: n, k, bits.
+void PackVnniBench(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), group = 128;
+  const bool int4 = state.range(2) == 4;
+  const int64_t bytes = int4 ? n * k / 2 : n * k;
+  std::vector<uint8_t> values(bytes, 0x5a);
+  const std::vector<float> scales = RandomFloats(n * k / group, 4);
+  std::vector<uint8_t> packed_values(VnniValueBytes(n, k, int4));
+  std::vector<float> packed_scales(VnniScaleCount(n, k, group));
+  const VnniWeight packed{packed_values.data(), packed_scales.data(), n, k, group, int4};
+  for (auto _ : state) {
+    PackVnniBlocks(values.data(), scales.data(), packed, 0, packed.blocks());
+    benchmark::DoNotOptimize(packed_values.data());
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+BENCHMARK(PackVnniBench)->Args({10944, 2048, 4})->Args({10944, 2048, 8});
+
 void ConvertF32ToBf16(benchmark::State& state) {
   const int64_t n = state.range(0);
   const std::vector<float> x = RandomFloats(n, 6);
