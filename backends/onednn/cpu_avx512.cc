@@ -175,9 +175,6 @@ void QuantizeActivations(const float* x, int64_t tokens, int64_t k, int64_t grou
   }
 }
 
-#ifndef PREFETCH
-#define PREFETCH 0
-#endif
 namespace {
 
 // Four activation bytes (one column step's) in every 32-bit lane.
@@ -185,6 +182,39 @@ __m512i Broadcast4(const int8_t* x) {
   int32_t four;
   std::memcpy(&four, x, 4);
   return _mm512_set1_epi32(four);
+}
+
+// One column step of a block (4 i8 or 8 i4 columns of its 64 rows, four vectors at p)
+// into the accumulators of Tile tokens; with HiChains (one i4 token) the high nibbles'
+// products go to acc_hi.
+template <int Tile, bool Int4, bool HiChains>
+[[gnu::always_inline]] inline void ColumnStep(const uint8_t* p, const int8_t* const (&xr)[Tile], int64_t j, __m512i (&acc)[Tile][4],
+                __m512i (&acc_hi)[4]) {
+  static_assert(!HiChains || (Int4 && Tile == 1));
+  __m512i wv[4];
+  for (int v = 0; v < 4; ++v) wv[v] = _mm512_loadu_si512(p + 64 * v);
+  if constexpr (!Int4) {
+    for (int t = 0; t < Tile; ++t) {
+      const __m512i xb = Broadcast4(xr[t] + j);
+      for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], wv[v], xb);
+    }
+    return;
+  }
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  __m512i lo[4];
+  for (int v = 0; v < 4; ++v) lo[v] = _mm512_and_si512(wv[v], low_nibbles);
+  for (int t = 0; t < Tile; ++t) {
+    const __m512i xb = Broadcast4(xr[t] + j);
+    for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], lo[v], xb);
+  }
+  for (int v = 0; v < 4; ++v) wv[v] = _mm512_and_si512(_mm512_srli_epi16(wv[v], 4), low_nibbles);
+  for (int t = 0; t < Tile; ++t) {
+    const __m512i xb = Broadcast4(xr[t] + j + 4);
+    for (int v = 0; v < 4; ++v) {
+      __m512i& chain = HiChains ? acc_hi[v] : acc[t][v];
+      chain = _mm512_dpbusd_epi32(chain, wv[v], xb);
+    }
+  }
 }
 
 // One block of 64 rows times tokens m0 .. m0 + Tile: per column step, four weight
@@ -200,7 +230,6 @@ void VnniBlockTile(const QuantizedActivations& x, const VnniWeight& w, int64_t b
   const float* sb = w.scales + block * groups * kVnniRows;
   const int8_t* xr[Tile];
   for (int t = 0; t < Tile; ++t) xr[t] = x.values + (m0 + t) * k;
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   __m512 out[Tile][4];
   for (int t = 0; t < Tile; ++t) {
     for (int v = 0; v < 4; ++v) out[t][v] = _mm512_setzero_ps();
@@ -213,42 +242,12 @@ void VnniBlockTile(const QuantizedActivations& x, const VnniWeight& w, int64_t b
     }
     // One token: the high nibbles' products go to chains of their own, so that eight
     // independent chains cover vpdpbusd's latency.
-    constexpr int kHiChains = Int4 && Tile == 1 ? 1 : 0;
-    __m512i acc_hi[kHiChains ? 4 : 1];
-    if constexpr (kHiChains) {
-      for (int v = 0; v < 4; ++v) acc_hi[v] = _mm512_setzero_si512();
-    }
+    constexpr bool kHiChains = Int4 && Tile == 1;
+    __m512i acc_hi[4];
+    for (int v = 0; v < 4; ++v) acc_hi[v] = _mm512_setzero_si512();
     const int64_t end = std::min(k, (g + 1) * w.group_size);
     for (int64_t j = g * w.group_size; j < end; j += Int4 ? 8 : 4) {
-      const uint8_t* p = wb + j * (Int4 ? 32 : 64);
-      if constexpr (Tile <= 2 && PREFETCH > 0) {
-        for (int v = 0; v < 4; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + PREFETCH + 64 * v), _MM_HINT_T0);
-      }
-      __m512i wv[4];
-      for (int v = 0; v < 4; ++v) wv[v] = _mm512_loadu_si512(p + 64 * v);
-      if (Int4) {
-        __m512i lo[4];
-        for (int v = 0; v < 4; ++v) lo[v] = _mm512_and_si512(wv[v], low_nibbles);
-        for (int t = 0; t < Tile; ++t) {
-          const __m512i xb = Broadcast4(xr[t] + j);
-          for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], lo[v], xb);
-        }
-        for (int v = 0; v < 4; ++v) wv[v] = _mm512_and_si512(_mm512_srli_epi16(wv[v], 4), low_nibbles);
-        if constexpr (kHiChains) {
-          const __m512i xb = Broadcast4(xr[0] + j + 4);
-          for (int v = 0; v < 4; ++v) acc_hi[v] = _mm512_dpbusd_epi32(acc_hi[v], wv[v], xb);
-          continue;
-        }
-        for (int t = 0; t < Tile; ++t) {
-          const __m512i xb = Broadcast4(xr[t] + j + 4);
-          for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], wv[v], xb);
-        }
-      } else {
-        for (int t = 0; t < Tile; ++t) {
-          const __m512i xb = Broadcast4(xr[t] + j);
-          for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], wv[v], xb);
-        }
-      }
+      ColumnStep<Tile, Int4, kHiChains>(wb + j * (Int4 ? 32 : 64), xr, j, acc, acc_hi);
     }
     if constexpr (kHiChains) {
       for (int v = 0; v < 4; ++v) acc[0][v] = _mm512_add_epi32(acc[0][v], acc_hi[v]);
