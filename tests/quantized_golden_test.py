@@ -49,19 +49,24 @@ BOUNDS = {
     ("tiny-v3", "int8"): (1.8, 0.99, 0.9995, 0.87, 0.80),
     ("tiny-v3", "int4"): (3.5, 0.85, 0.86, 0.55, 0.25),
 }
-# The oneDNN backend, measured the same way:
-#   tiny-v2       int8            1.4600   0.995768    0.999646   0.913820  100.0%
-#   tiny-v2       int4            3.5833   0.802795    0.824560   0.324311   20.8%
-#   tiny-v2-lite  int8            0.4250   0.999364    0.999888   0.993890  100.0%
-#   tiny-v2-lite  int4            1.0711   0.969325    0.968650   0.944981   33.3%
-#   tiny-v3       int8            1.3090   0.994277    0.999726   0.903368   90.0%
-#   tiny-v3       int4            2.8354   0.880712    0.897729   0.652607   37.5%
+# The oneDNN backend, measured the same way. Every quantized linear there quantizes its
+# activations to int8, prefill included (since the VNNI block kernel; before it, steps over
+# 64 tokens and widths not a multiple of 64 took bf16 activations): on tiny-v3 int8, 35 of
+# the 40 positions stay >= 0.99 and five (12, 14, 21, 28, 39) are router flips, four of
+# which the previous kernels had as well, so its mean and min bounds sit lower than the
+# reference backend's while the median bound (the matmuls themselves) does not:
+#   tiny-v2       int8            0.2371   0.999128    0.999318   0.997346   95.8%
+#   tiny-v2       int4            3.5807   0.812615    0.859128   0.316199   25.0%
+#   tiny-v2-lite  int8            0.1031   0.999846    0.999881   0.999523  100.0%
+#   tiny-v2-lite  int4            1.0751   0.969506    0.968843   0.944164   33.3%
+#   tiny-v3       int8            1.7372   0.988658    0.999479   0.830557   85.0%
+#   tiny-v3       int4            2.7990   0.881490    0.896836   0.654023   42.5%
 ONEDNN_BOUNDS = {
     ("tiny-v2", "int8"): (2.0, 0.99, 0.999, 0.85, 0.95),
     ("tiny-v2", "int4"): (4.5, 0.75, 0.78, 0.20, 0.10),
     ("tiny-v2-lite", "int8"): (0.6, 0.998, 0.9995, 0.985, 0.95),
     ("tiny-v2-lite", "int4"): (1.5, 0.95, 0.95, 0.92, 0.25),
-    ("tiny-v3", "int8"): (1.8, 0.99, 0.999, 0.85, 0.80),
+    ("tiny-v3", "int8"): (2.2, 0.985, 0.999, 0.78, 0.80),
     ("tiny-v3", "int4"): (3.5, 0.85, 0.86, 0.55, 0.25),
 }
 SCHEMES = ("int8", "int4")
