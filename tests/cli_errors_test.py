@@ -173,6 +173,12 @@ class Suite:
         self.expect_error("an LM head scheme that is not int8 or int4",
                           self.build_args(self.base) + ["--weights", "int4", "--lm-head-weights", "int3"], "int3")
 
+        odd_groups = os.path.join(self.work, "g6.engine")
+        self.must_succeed("build", "--checkpoint", self.base, "--output", odd_groups, "--dtype", "f32",
+                          "--weights", "int8", "--quant-group-size", "6")
+        self.expect_error("quantization groups the oneDNN kernels cannot step through",
+                          ["run", odd_groups, "--ids", "1,2", "--backend", "onednn"], "groups of 6")
+
         self.expect_error("unknown pass", self.build_args(self.base) + ["--disable-pass", "no-such-pass"], "no-such-pass")
         self.expect_error("unknown preset", ["synth", "--preset", "gpt5", "--output", os.path.join(self.work, "g")], "gpt5")
         self.expect_error("inspect of a missing engine", ["inspect", os.path.join(self.work, "none.engine")], "none.engine")

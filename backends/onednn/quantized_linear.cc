@@ -56,7 +56,8 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
   if (!VnniPackable(k, group_size, int4)) {
     return absl::InvalidArgumentError(absl::StrCat("a quantized weight ", k, " wide in groups of ", group_size,
                                                    ": the onednn backend takes ", int4 ? 8 : 4,
-                                                   " columns at a time, so both must be multiples of that"));
+                                                   " columns at a time, so both must be multiples of that (build "
+                                                   "with another group size, or run on the reference backend)"));
   }
   int64_t n = 0;
   // Kept between calls: fresh buffers for every expert cost the kernel more in zeroed
