@@ -42,4 +42,5 @@ for q in int8 int4 int8-head int4-head; do
   bench "$q" --batch 1 --input-len 128 --output-len 64
 done
 bench int4-head --batch 1 --input-len 512 --output-len 2
+bench int8-head --batch 16 --input-len 128 --output-len 32
 bench int4-head --batch 16 --input-len 128 --output-len 32
