@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "backends/onednn/cpu.h"
 #include "backends/onednn/kernel.h"
@@ -201,6 +202,7 @@ class OneDnnExecutable : public Executable {
     // model from a thread of its own, not the one that compiled it.
     if (threads_ > 0 && omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
     const auto step_start = std::chrono::steady_clock::now();
+    const std::string step_kind = profile_ ? StepKind(step) : "";
     const size_t needed = static_cast<size_t>(arena_bytes_per_token_ * tokens + kAlign);
     if (arena_.size() < needed) arena_.resize(needed);
     uint8_t* base = reinterpret_cast<uint8_t*>(AlignUp(reinterpret_cast<intptr_t>(arena_.data())));
@@ -214,13 +216,13 @@ class OneDnnExecutable : public Executable {
       } catch (const dnnl::error& e) {
         status = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
       }
-      if (profile_) Record(*node, tokens, std::chrono::steady_clock::now() - start);
+      if (profile_) Record(*node, step_kind, std::chrono::steady_clock::now() - start);
       if (!status.ok()) return absl::Status(status.code(), absl::StrCat(ir::DescribeNode(*node), ": ", status.message()));
       RoundBf16Outputs(*node, ctx);
     }
     absl::Status copied = CopyOutputs(step, ctx, out);
     if (profile_) {
-      auto& entry = profile_by_op_[tokens == 1 ? "step (1 token)" : "step (prefill)"];
+      auto& entry = profile_by_op_[absl::StrCat("step", step_kind)];
       entry.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       ++entry.second;
     }
@@ -338,11 +340,16 @@ class OneDnnExecutable : public Executable {
     return absl::OkStatus();
   }
 
-  // DSRT_PROFILE=1: seconds per op kind, split into one-token steps and longer ones,
-  // printed to stderr when the executable goes.
-  void Record(const ir::Node& node, int64_t tokens, std::chrono::steady_clock::duration elapsed) {
+  // DSRT_PROFILE=1: seconds per op kind, split into decode steps (one token from each
+  // sequence, batched or not) and prefills, printed to stderr when the executable goes.
+  static std::string StepKind(const StepInput& step) {
+    const absl::flat_hash_set<int32_t> slots(step.sequence_slots.begin(), step.sequence_slots.end());
+    if (static_cast<int64_t>(slots.size()) != step.num_tokens()) return " (prefill)";
+    return step.num_tokens() == 1 ? " (1 token)" : absl::StrCat(" (decode, batch ", step.num_tokens(), ")");
+  }
+  void Record(const ir::Node& node, const std::string& kind, std::chrono::steady_clock::duration elapsed) {
     const std::string shape = profile_by_shape_ ? node.output(0)->type().ToString() : "";
-    auto& entry = profile_by_op_[absl::StrCat(node.op(), shape, tokens == 1 ? " (1 token)" : " (prefill)")];
+    auto& entry = profile_by_op_[absl::StrCat(node.op(), shape, kind)];
     entry.first += std::chrono::duration<double>(elapsed).count();
     ++entry.second;
   }
