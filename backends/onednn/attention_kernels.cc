@@ -129,7 +129,12 @@ class MlaKernel : public Kernel {
     if (cache_dtype != c_.cache_dtype) return absl::InternalError("cache dtype differs from the graph's");
     const float* q_pe = RotatedQueryRope(ctx);
     AppendToCache(ctx);
-    for (const TokenRun& run : SplitRuns(ctx.step())) {
+    const std::vector<TokenRun> runs = SplitRuns(ctx.step());
+    if (runs.size() > 1 && static_cast<int64_t>(runs.size()) == ctx.tokens()) {
+      DecodeBatch(ctx, q_pe);
+      return absl::OkStatus();
+    }
+    for (const TokenRun& run : runs) {
       for (int64_t i = 0; i < run.count; i += kChunk) {
         GemmChunk(ctx, q_pe, run.first_token + i, std::min(kChunk, run.count - i));
       }
@@ -187,15 +192,27 @@ class MlaKernel : public Kernel {
   // o_lat = P·c_kv, out = o_lat·W_UVᵀ (per head). One decoding token is the case n = 1,
   // where the heads become the rows of S's and o_lat's GEMMs.
   void GemmChunk(StepContext& ctx, const float* q_pe, int64_t first, int64_t n) {
-    const int64_t h = c_.heads, r = c_.rank, p = c_.rope, width = r + p, nope = c_.nope, v = c_.v;
-    const int64_t p0 = ctx.step().positions[first], visible_end = p0 + n;
-    const int64_t length = (visible_end + kLengthStep - 1) / kLengthStep * kLengthStep;
-    const ir::DType dt = c_.cache_dtype;
-    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[first], visible_end, length);
-    // [h, n, ·] batched by head, or for n = 1 one [h, ·] matrix.
-    const int64_t batch = n == 1 ? 1 : h, m = n == 1 ? h : n;
-    const int64_t elem = ir::DTypeBytes(dt, 1);
+    const int64_t width = c_.rank + c_.rope;
+    StageQueries(ctx, q_pe, first, n);
+    Attend(ctx, first, n, 0, width, 0, c_.rank);
+    if (n == 1 && w_uv_gemv_ != nullptr) return OutputOfOneToken(ctx.F(c_.out) + first * c_.heads * c_.v);
+    OutputOfTokens(ctx, first, n);
+  }
 
+  // A step of B sequences with one token each (batched decode): W_UK and W_UV as one
+  // GEMM of B rows a head (the weights read once, not B times), attention per sequence.
+  void DecodeBatch(StepContext& ctx, const float* q_pe) {
+    const int64_t b = ctx.tokens(), width = c_.rank + c_.rope;
+    StageQueries(ctx, q_pe, 0, b);
+    for (int64_t t = 0; t < b; ++t) Attend(ctx, t, 1, t * width, b * width, t * c_.rank, b * c_.rank);
+    OutputOfTokens(ctx, 0, b);
+  }
+
+  // queries_ [h, n, rank + rope] for tokens first .. first+n-1: q_nope·W_UK, then q_pe.
+  void StageQueries(StepContext& ctx, const float* q_pe, int64_t first, int64_t n) {
+    const int64_t h = c_.heads, r = c_.rank, p = c_.rope, width = r + p, nope = c_.nope;
+    const ir::DType dt = c_.cache_dtype;
+    const int64_t elem = ir::DTypeBytes(dt, 1);
     // q_nope [n, h, nope] → [h, n, nope] in the compute dtype.
     q_nope_.resize(h * n * nope * elem);
     for (int64_t i = 0; i < n; ++i) {
@@ -215,8 +232,25 @@ class MlaKernel : public Kernel {
         StoreRow(q_pe + ((first + i) * h + hh) * p, p, dt, queries_.data() + ((hh * n + i) * width + r) * elem);
       }
     }
+  }
+
+  // S, causal softmax and o_lat = P·c_kv for tokens first .. first+n-1 of one sequence.
+  // One token (n = 1) reads its h query rows from queries_ at `query_offset`, `query_stride`
+  // apart, and writes its h latent rows into latents_ likewise (elements); n tokens read
+  // and write [h, n, ·] whole.
+  void Attend(StepContext& ctx, int64_t first, int64_t n, int64_t query_offset, int64_t query_stride,
+              int64_t latent_offset, int64_t latent_stride) {
+    const int64_t h = c_.heads, r = c_.rank, width = r + c_.rope;
+    const int64_t p0 = ctx.step().positions[first], visible_end = p0 + n;
+    const int64_t length = (visible_end + kLengthStep - 1) / kLengthStep * kLengthStep;
+    const ir::DType dt = c_.cache_dtype;
+    const int64_t elem = ir::DTypeBytes(dt, 1);
+    const RowRef rows = CachedRows(ctx, ctx.step().sequence_slots[first], visible_end, length);
+    // [h, n, ·] batched by head, or for n = 1 one [h, ·] matrix.
+    const int64_t batch = n == 1 ? 1 : h, m = n == 1 ? h : n;
+    const int64_t q_rows = n == 1 ? query_stride : width, l_rows = n == 1 ? latent_stride : r;
     scores_.resize(h * n * length);
-    matmuls_.Run({{batch, m, width}, {m * width, width, 1}, dt}, queries_.data(),
+    matmuls_.Run({{batch, m, width}, {m * q_rows, q_rows, 1}, dt}, queries_.data() + query_offset * elem,
                  {{1, width, length}, {width * length, 1, width}, dt}, rows.data,
                  {{batch, m, length}, {m * length, length, 1}, ir::DType::kF32}, scores_.data());
     probs_.resize(h * n * length * elem);
@@ -230,13 +264,18 @@ class MlaKernel : public Kernel {
         StoreRow(s, length, dt, probs_.data() + row * length * elem);
       }
     });
-    latents_.resize(h * n * r * elem);
+    const int64_t latent_elements = n == 1 ? latent_offset + (h - 1) * latent_stride + r : h * n * r;
+    latents_.resize(std::max<size_t>(latents_.size(), latent_elements * elem));
     matmuls_.Run({{batch, m, length}, {m * length, length, 1}, dt}, probs_.data(),
                  {{1, length, r}, {length * width, width, 1}, dt}, rows.data,
-                 {{batch, m, r}, {m * r, r, 1}, dt}, latents_.data());
-    if (n == 1 && w_uv_gemv_ != nullptr) return OutputOfOneToken(ctx.F(c_.out) + first * h * v);
-    matmuls_.Run({{h, n, r}, {n * r, r, 1}, dt}, latents_.data(), w_uv_, {{h, n, v}, {v, h * v, 1}, ir::DType::kF32},
-                 ctx.F(c_.out) + first * h * v);
+                 {{batch, m, r}, {m * l_rows, l_rows, 1}, dt}, latents_.data() + latent_offset * elem);
+  }
+
+  // out [n, h, v] of tokens first .. first+n-1 = latents_ [h, n, rank] · W_UV per head.
+  void OutputOfTokens(StepContext& ctx, int64_t first, int64_t n) {
+    const int64_t h = c_.heads, r = c_.rank, v = c_.v;
+    matmuls_.Run({{h, n, r}, {n * r, r, 1}, c_.cache_dtype}, latents_.data(), w_uv_,
+                 {{h, n, v}, {v, h * v, 1}, ir::DType::kF32}, ctx.F(c_.out) + first * h * v);
   }
 
   // queries_[h, :rank] = q_nope_[h] · W_UK[h] for one token (bf16).
