@@ -140,7 +140,7 @@ void PackVnniBench(benchmark::State& state) {
   std::vector<float> packed_scales(VnniScaleCount(n, k, group));
   const VnniWeight packed{packed_values.data(), packed_scales.data(), n, k, group, int4};
   for (auto _ : state) {
-    PackVnniBlocks(values.data(), scales.data(), packed, 0, packed.blocks());
+    PackVnniBlocks({{values.data(), scales.data(), n}}, packed, 0, packed.blocks());
     benchmark::DoNotOptimize(packed_values.data());
   }
   state.SetBytesProcessed(state.iterations() * bytes);

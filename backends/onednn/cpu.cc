@@ -209,7 +209,7 @@ uint32_t InterleaveNibbles(uint32_t u) {
 
 }  // namespace
 
-void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& packed, int64_t block_begin,
+void PackVnniBlocks(const std::vector<QuantizedRowsSource>& parts, const VnniWeight& packed, int64_t block_begin,
                     int64_t block_end) {
   const int64_t k = packed.k, groups = packed.groups(), row_bytes = packed.int4 ? k / 2 : k;
   const int64_t steps = k / (packed.int4 ? 8 : 4);
@@ -219,17 +219,21 @@ void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& p
   auto* out_scales = const_cast<float*>(packed.scales);
   for (int64_t b = block_begin; b < block_end; ++b) {
     for (int64_t lane = 0; lane < kVnniRows; ++lane) {
-      const int64_t r = b * kVnniRows + lane;
+      // Row r's part and its row there; past the last part, a padding row of zeros.
+      int64_t r = b * kVnniRows + lane;
+      size_t part = 0;
+      while (part < parts.size() && r >= parts[part].rows) r -= parts[part++].rows;
+      const bool padding = part == parts.size();
+      const auto* row = padding ? nullptr : static_cast<const uint8_t*>(parts[part].values) + r * row_bytes;
       uint8_t* out = out_values + b * packed.block_bytes() + (lane / 16) * 64 + (lane % 16) * 4;
-      const uint8_t* row = static_cast<const uint8_t*>(values) + r * row_bytes;
       for (int64_t s = 0; s < steps; ++s) {
-        uint32_t four = 0;  // a padding row's values are zeros
-        if (r < packed.n) std::memcpy(&four, row + 4 * s, 4);
+        uint32_t four = 0;
+        if (!padding) std::memcpy(&four, row + 4 * s, 4);
         four = (packed.int4 ? InterleaveNibbles(four) : four) ^ offset;
         std::memcpy(out + 256 * s, &four, 4);
       }
       for (int64_t g = 0; g < groups; ++g) {
-        out_scales[(b * groups + g) * kVnniRows + lane] = r < packed.n ? scales[r * groups + g] : 0.0f;
+        out_scales[(b * groups + g) * kVnniRows + lane] = padding ? 0.0f : parts[part].scales[r * groups + g];
       }
     }
   }

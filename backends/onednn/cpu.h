@@ -87,10 +87,16 @@ struct VnniWeight {
 bool VnniPackable(int64_t k, int64_t group_size, bool int4);
 int64_t VnniValueBytes(int64_t n, int64_t k, bool int4);
 int64_t VnniScaleCount(int64_t n, int64_t k, int64_t group_size);
+// Rows of a weight to pack: i8 values [rows, k] or i4 (two a byte, low nibble first,
+// rows contiguous) and f32 scales [rows, groups].
+struct QuantizedRowsSource {
+  const void* values = nullptr;
+  const float* scales = nullptr;
+  int64_t rows = 0;
+};
 // Blocks [block_begin, block_end) of `packed` (its values and scales, sized for all
-// blocks) from i8 values [n, k] or i4 (two a byte, low nibble first, rows contiguous)
-// and f32 scales [n, groups].
-void PackVnniBlocks(const void* values, const float* scales, const VnniWeight& packed, int64_t block_begin,
+// blocks) from `parts` stacked by rows (an expert's gate then up), without joining them.
+void PackVnniBlocks(const std::vector<QuantizedRowsSource>& parts, const VnniWeight& packed, int64_t block_begin,
                     int64_t block_end);
 // y[m, r] = Σ_g w_scale[r, g] · x.scales[m, g] · Σ_{j in g} w[r, j] · x.values[m, j]
 // for every token m and the rows of blocks [block_begin, block_end) (rows past n are

@@ -85,8 +85,8 @@ struct PackedWeight {
     scales.resize(VnniScaleCount(rows, k, group));
     w = {values.data(), scales.data(), rows, k, group, int4};
     // Packed in two calls, as two threads would.
-    PackVnniBlocks(raw.data(), raw_scales.data(), w, 0, 1);
-    PackVnniBlocks(raw.data(), raw_scales.data(), w, 1, w.blocks());
+    PackVnniBlocks({{raw.data(), raw_scales.data(), rows}}, w, 0, 1);
+    PackVnniBlocks({{raw.data(), raw_scales.data(), rows}}, w, 1, w.blocks());
   }
   int Value(int64_t r, int64_t j) const {
     const int64_t k = w.k, i = r * k + j;
@@ -106,6 +106,23 @@ TEST(CpuKernels, PackedWeightsDequantizeToValuesTimesScales) {
         ASSERT_EQ(out[r * 48 + j], p.Value(r, j) * p.raw_scales[r * 3 + j / 16]) << "row " << r << " column " << j;
       }
     }
+  }
+}
+
+TEST(CpuKernels, StackedPartsPackAsTheirJoinedRows) {
+  for (bool int4 : {false, true}) {
+    const PackedWeight joined(70, 48, 16, int4, 22);
+    const int64_t split = 40, row_bytes = int4 ? 24 : 48, groups = 3;
+    std::vector<uint8_t> values(joined.values.size());
+    std::vector<float> scales(joined.scales.size());
+    VnniWeight w = joined.w;
+    w.values = values.data();
+    w.scales = scales.data();
+    PackVnniBlocks({{joined.raw.data(), joined.raw_scales.data(), split},
+                    {joined.raw.data() + split * row_bytes, joined.raw_scales.data() + split * groups, 70 - split}},
+                   w, 0, w.blocks());
+    EXPECT_EQ(values, joined.values) << (int4 ? "int4" : "int8");
+    EXPECT_EQ(scales, joined.scales) << (int4 ? "int4" : "int8");
   }
 }
 

@@ -157,7 +157,8 @@ class MoeKernel : public Kernel {
     return s;
   }
 
-  // One expert on its own (many tokens, or weights the VNNI kernels do not take):
+  // One expert on its own (a bf16/f32 expert, or without AVX-512 VNNI a quantized one
+  // with more tokens than the plain dot products take):
   // returns its down projection, [its tokens, hidden].
   const float* RunExpert(size_t e, const float* x, int64_t hidden) {
     Scratch& sc = scratch();
@@ -188,7 +189,7 @@ class MoeKernel : public Kernel {
     int64_t rows = 0;
     for (size_t e = 0; e < quantized_.size(); ++e) {
       const int64_t m = static_cast<int64_t>(routed_[e].tokens.size());
-      if (m == 0 || !quantized_[e]->gate_up().TakesVnni(m) || !quantized_[e]->down().TakesVnni(m)) continue;
+      if (m == 0 || !QuantizedLinear::TakesVnni(m)) continue;
       few_row_[e] = rows;
       few_.push_back(static_cast<int64_t>(e));
       rows += m;

@@ -60,12 +60,7 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
                                                    "with another group size, or run on the reference backend)"));
   }
   int64_t n = 0;
-  // Kept between calls: fresh buffers for every expert cost the kernel more in zeroed
-  // pages than the packing itself.
-  thread_local std::vector<uint8_t> values;
-  thread_local std::vector<float> scales;
-  values.clear();
-  scales.clear();
+  std::vector<QuantizedRowsSource> sources;
   const int64_t groups = (k + group_size - 1) / group_size;
   for (const auto& part : parts) {
     if (part.values.dtype != ir::DType::kI8 && part.values.dtype != ir::DType::kI4) {
@@ -77,20 +72,12 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
     }
     const int64_t rows = part.values.shape[0];
     const int64_t value_bytes = int4 ? rows * k / 2 : rows * k;
-    const int64_t scale_count = rows * groups;
-    if (part.values.bytes < value_bytes || part.scales.bytes < scale_count * static_cast<int64_t>(sizeof(float))) {
+    if (part.values.bytes < value_bytes || part.scales.bytes < rows * groups * static_cast<int64_t>(sizeof(float))) {
       return absl::InvalidArgumentError("quantized weight holds fewer bytes than its shape needs");
     }
-    if (parts.size() > 1) {  // stacked: joined first (an expert's gate and up, a few MB)
-      const auto* v = static_cast<const uint8_t*>(part.values.data);
-      const auto* sc = static_cast<const float*>(part.scales.data);
-      values.insert(values.end(), v, v + value_bytes);
-      scales.insert(scales.end(), sc, sc + scale_count);
-    }
+    sources.push_back({part.values.data, static_cast<const float*>(part.scales.data), rows});
     n += rows;
   }
-  const void* source_values = parts.size() > 1 ? values.data() : parts[0].values.data;
-  const auto* source_scales = parts.size() > 1 ? scales.data() : static_cast<const float*>(parts[0].scales.data);
   QuantizedLinear q;
   q.matmuls_ = std::make_unique<StridedMatmuls>(dnnl);
   q.weight_ = {nullptr, nullptr, n, k, group_size, int4};
@@ -101,12 +88,12 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::CreateStacked(Dnnl& dnnl, const
     return absl::ResourceExhaustedError(absl::StrCat("out of memory packing a quantized weight [", n, ", ", k, "]"));
   }
   ParallelFor(q.weight_.blocks(), kVnniRows * k, [&](int64_t begin, int64_t end) {
-    PackVnniBlocks(source_values, source_scales, q.weight_, begin, end);
+    PackVnniBlocks(sources, q.weight_, begin, end);
   });
   return q;
 }
 
-bool QuantizedLinear::TakesVnni(int64_t m) const { return UsingAvx512() || m <= kMaxPlainTokens; }
+bool QuantizedLinear::TakesVnni(int64_t m) { return UsingAvx512() || m <= kMaxPlainTokens; }
 
 void QuantizedLinear::Run(const float* x, int64_t m, float* y) {
   if (TakesVnni(m)) return RunVnni(x, m, y);

@@ -63,10 +63,10 @@ class QuantizedLinear {
   // 512 0.76, as fast as oneDNN's bf16 peak here without converting the weight.
   static constexpr int64_t kMaxPlainTokens = 16;
   // The VNNI path in pieces, for a caller that runs several linears in one parallel
-  // region: whether m tokens take it, and the rows of blocks [begin, end) (of
+  // region: whether m tokens take it (any weight), and the rows of blocks [begin, end) (of
   // row_blocks()) of y [x.tokens, n] on the calling thread, for activations quantized
   // with this k and group size.
-  bool TakesVnni(int64_t m) const;
+  static bool TakesVnni(int64_t m);
   int64_t row_blocks() const { return weight_.blocks(); }
   void VnniRowBlocks(const QuantizedActivations& x, int64_t begin, int64_t end, float* y) const;
 
